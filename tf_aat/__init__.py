@@ -1,0 +1,22 @@
+"""tf_aat: accuracy-aware training-time compression for Keras 3."""
+
+from tf_aat._api import CompositeCompressionController, create_compressed_model
+from tf_aat._config import CompressionConfig
+from tf_aat._errors import ConfigError
+from tf_aat._graph import UnsupportedModelError
+from tf_aat._wrapper import CompressionWrapper
+from tf_aat.pruning._controller import FilterPruningController
+from tf_aat.pruning._strip import strip_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompositeCompressionController",
+    "CompressionConfig",
+    "CompressionWrapper",
+    "ConfigError",
+    "FilterPruningController",
+    "UnsupportedModelError",
+    "create_compressed_model",
+    "strip_model",
+]

@@ -1,0 +1,165 @@
+"""`CompressionConfig`: NNCF's JSON config format, validated before training."""
+
+import copy
+import json
+import os
+
+from tf_aat._errors import ConfigError, closest_match
+from tf_aat.pruning._params import parse_filter_pruning
+
+
+def _parse_quantization(section, key_path):
+    from tf_aat.quantization._params import parse_quantization
+
+    return parse_quantization(section, key_path)
+
+
+_ALGORITHM_PARSERS = {
+    "filter_pruning": parse_filter_pruning,
+    "quantization": _parse_quantization,
+}
+
+
+def _parse_accuracy_aware(section, key_path, layout):
+    from tf_aat.accuracy_aware._params import parse_accuracy_aware_training
+
+    return parse_accuracy_aware_training(section, key_path, layout)
+
+
+class CompressionConfig:
+    """A validated compression config in NNCF's format.
+
+    Keys that sample scripts keep beside the compression settings (`model`,
+    `dataset`, `batch_size`, `epochs`, ...) are kept and can be read with
+    `config.get(key)`; only `compression` and `accuracy_aware_training` are
+    interpreted.
+
+    Example:
+
+    ```python
+    config = tf_aat.CompressionConfig.from_dict(
+        {"compression": {"algorithm": "filter_pruning",
+                         "params": {"pruning_target": 0.4}}}
+    )
+    config.algorithms[0].pruning_target  # 0.4
+    ```
+    """
+
+    def __init__(self, algorithms, accuracy_aware_training, raw):
+        self.algorithms = tuple(algorithms)
+        self.accuracy_aware_training = accuracy_aware_training
+        self._raw = raw
+
+    @classmethod
+    def from_dict(cls, config):
+        """Validates `config` (a dict) and returns a `CompressionConfig`."""
+        if isinstance(config, CompressionConfig):
+            return config
+        if not isinstance(config, dict):
+            raise ConfigError("<root>", "a JSON object (dict)", type(config).__name__)
+        raw = copy.deepcopy(config)
+        if "compression" not in raw:
+            suggestion = closest_match("compression", raw.keys())
+            hint = (
+                f"Did you mean `compression` instead of `{suggestion}`?"
+                if suggestion
+                else "Add a `compression` section, e.g. "
+                '{"compression": {"algorithm": "filter_pruning"}}.'
+            )
+            raise ConfigError("compression", "a `compression` section", None, hint)
+        sections = raw["compression"]
+        listed = isinstance(sections, list)
+        if isinstance(sections, dict):
+            sections = [sections]
+        if not isinstance(sections, list) or not sections:
+            raise ConfigError(
+                "compression", "an algorithm object or a non-empty list of them", sections
+            )
+        algorithms = []
+        accuracy_aware = None
+        seen = set()
+        for index, section in enumerate(sections):
+            key_path = f"compression[{index}]" if listed else "compression"
+            if not isinstance(section, dict):
+                raise ConfigError(key_path, "an algorithm object", section)
+            name = section.get("algorithm")
+            if name not in _ALGORITHM_PARSERS:
+                suggestion = closest_match(name, _ALGORITHM_PARSERS) if name else None
+                raise ConfigError(
+                    f"{key_path}.algorithm",
+                    f"one of {sorted(_ALGORITHM_PARSERS)}",
+                    name,
+                    f"Did you mean `{suggestion}`?" if suggestion else None,
+                )
+            if name in seen:
+                raise ConfigError(f"{key_path}.algorithm", "each algorithm at most once", name)
+            seen.add(name)
+            algorithms.append(_ALGORITHM_PARSERS[name](section, key_path))
+            if "accuracy_aware_training" in section:
+                if accuracy_aware is not None:
+                    raise ConfigError(
+                        f"{key_path}.accuracy_aware_training",
+                        "one `accuracy_aware_training` section in the whole config",
+                        "a second section",
+                    )
+                accuracy_aware = _parse_accuracy_aware(
+                    section["accuracy_aware_training"],
+                    f"{key_path}.accuracy_aware_training",
+                    "seed",
+                )
+        if "accuracy_aware_training" in raw:
+            if accuracy_aware is not None:
+                raise ConfigError(
+                    "accuracy_aware_training",
+                    "one `accuracy_aware_training` section in the whole config",
+                    "a second section (one is already inside an algorithm section)",
+                )
+            accuracy_aware = _parse_accuracy_aware(
+                raw["accuracy_aware_training"], "accuracy_aware_training", "nncf"
+            )
+        return cls(algorithms, accuracy_aware, raw)
+
+    @classmethod
+    def from_json(cls, path):
+        """Reads and validates a JSON config file."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"Config file not found. Expected a path to a JSON file. Received: path={path!r}"
+            )
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as error:
+                raise ConfigError(
+                    "<root>",
+                    f"valid JSON in {path} (line {error.lineno}, column {error.colno}: {error.msg})",
+                    "malformed JSON",
+                ) from None
+        return cls.from_dict(data)
+
+    def get(self, key, default=None):
+        """Reads a top-level key, such as `batch_size`, kept beside the compression settings."""
+        return copy.deepcopy(self._raw.get(key, default))
+
+    def algorithm(self, name):
+        """The parsed settings of algorithm `name`, or None if it is not configured."""
+        for params in self.algorithms:
+            if _algorithm_name(params) == name:
+                return params
+        return None
+
+    def to_dict(self):
+        return copy.deepcopy(self._raw)
+
+    def __repr__(self):
+        names = [_algorithm_name(a) for a in self.algorithms]
+        return f"CompressionConfig(algorithms={names}, accuracy_aware={self.accuracy_aware_training is not None})"
+
+
+def _algorithm_name(params):
+    from tf_aat.pruning._params import FilterPruningParams
+
+    if isinstance(params, FilterPruningParams):
+        return "filter_pruning"
+    return "quantization"

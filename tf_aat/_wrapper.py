@@ -1,0 +1,132 @@
+"""`CompressionWrapper`: runs a Keras layer on masked (and quantized) weights."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tf_aat")
+class CompressionWrapper(keras.layers.Wrapper):
+    """Calls `layer` with some of its weights replaced by compressed values.
+
+    Pruned channels are zeroed by a non-trainable `mask` variable that
+    multiplies each weight in `masked_weights` along its channel axis; the
+    weights themselves are kept, so lowering the pruning rate brings filters
+    back with their trained values. Weight quantizers, when present, fake-
+    quantize the masked weights. The layer's own code runs unchanged: the
+    substitution uses `keras.StatelessScope`, and updates the layer makes to
+    its own state (BatchNormalization's moving statistics) are applied after
+    the call.
+
+    Args:
+        layer: the Keras layer to wrap.
+        masked_weights: dict from a weight attribute name of `layer` (for
+            example `"kernel"`) to the axis that holds its channels.
+        weight_quantizers: optional dict from a weight attribute name to a
+            Keras layer that fake-quantizes that weight.
+
+    Example:
+
+    ```python
+    conv = keras.layers.Conv2D(8, 3)
+    wrapped = tf_aat.CompressionWrapper(conv, masked_weights={"kernel": -1, "bias": 0})
+    y = wrapped(np.zeros((1, 5, 5, 3), "float32"))
+    wrapped.mask.assign(np.array([1, 0, 1, 1, 1, 1, 1, 1], "float32"))
+    ```
+    """
+
+    def __init__(self, layer, masked_weights=None, weight_quantizers=None, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.masked_weights = dict(masked_weights or {})
+        self.weight_quantizers = dict(weight_quantizers or {})
+        for name, quantizer in self.weight_quantizers.items():
+            if not isinstance(quantizer, keras.layers.Layer):
+                raise ValueError(
+                    "Expected each weight quantizer to be a Keras layer. "
+                    f"Received: weight_quantizers[{name!r}]={quantizer!r}"
+                )
+        self.mask = None
+
+    @property
+    def num_channels(self):
+        if not self.masked_weights:
+            return None
+        name, axis = next(iter(self.masked_weights.items()))
+        return getattr(self.layer, name).shape[axis]
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        for name in list(self.masked_weights) + list(self.weight_quantizers):
+            if getattr(self.layer, name, None) is None:
+                raise ValueError(
+                    f"Layer {self.layer.name!r} ({type(self.layer).__name__}) has no weight "
+                    f"named {name!r} to compress. Received: weight name={name!r}"
+                )
+        if self.masked_weights:
+            self.mask = self.add_weight(
+                name="mask",
+                shape=(self.num_channels,),
+                initializer="ones",
+                trainable=False,
+            )
+        for name, quantizer in self.weight_quantizers.items():
+            if not quantizer.built:
+                quantizer.build(tuple(getattr(self.layer, name).shape))
+        self.built = True
+
+    def compressed_weight(self, name):
+        """The value `name` takes in the forward pass: masked, then quantized."""
+        value = getattr(self.layer, name)
+        value = ops.convert_to_tensor(value)
+        if name in self.masked_weights:
+            axis = self.masked_weights[name] % len(value.shape)
+            shape = [1] * len(value.shape)
+            shape[axis] = -1
+            value = value * ops.cast(ops.reshape(self.mask, shape), value.dtype)
+        if name in self.weight_quantizers:
+            value = self.weight_quantizers[name](value)
+        return value
+
+    def call(self, inputs, training=None, **kwargs):
+        names = dict.fromkeys([*self.masked_weights, *self.weight_quantizers])
+        mapping = [(getattr(self.layer, n), self.compressed_weight(n)) for n in names]
+        if self._call_has_training_arg_of(self.layer):
+            kwargs["training"] = training
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            outputs = self.layer(inputs, **kwargs)
+        for variable in self.layer.non_trainable_variables:
+            value = scope.get_current_value(variable)
+            if value is not None:
+                variable.assign(value)
+        return outputs
+
+    @staticmethod
+    def _call_has_training_arg_of(layer):
+        return bool(getattr(layer, "_call_has_training_arg", False))
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def compute_output_spec(self, *args, **kwargs):
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config["masked_weights"] = dict(self.masked_weights)
+        config["weight_quantizers"] = {
+            name: keras.saving.serialize_keras_object(q)
+            for name, q in self.weight_quantizers.items()
+        }
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(
+            config["layer"], custom_objects=custom_objects
+        )
+        config["weight_quantizers"] = {
+            name: keras.saving.deserialize_keras_object(q, custom_objects=custom_objects)
+            for name, q in (config.get("weight_quantizers") or {}).items()
+        }
+        return cls(**config)

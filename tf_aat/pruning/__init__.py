@@ -1,0 +1,1 @@
+"""Filter pruning by geometric median, group-aware across residual connections."""

@@ -1,0 +1,231 @@
+"""`FilterPruningController`: masks, rate, schedule and statistics of filter pruning."""
+
+import logging
+import math
+
+import numpy as np
+
+from tf_aat.pruning import _masks
+from tf_aat.pruning._channels import unwrap
+from tf_aat.pruning._importance import IMPORTANCE_FUNCTIONS
+from tf_aat.pruning._schedule import PruningScheduler
+from tf_aat.pruning._statistics import PruningStatistics
+
+logger = logging.getLogger("tf_aat")
+
+
+class FilterPruningController:
+    """Controls filter pruning of a compressed model.
+
+    `compression_rate` is the fraction of filters pruned in every prunable
+    group or, when `pruning_flops_target` is configured, the fraction of FLOPs
+    removed. Setting it recomputes the masks at once from the current weights.
+    """
+
+    name = "filter_pruning"
+
+    def __init__(self, model, analysis, params):
+        self.model = model
+        self.params = params
+        self._analysis = analysis
+        self.prune_flops = params.pruning_flops_target is not None
+        self.groups = [g for g in analysis.groups if g.prunable]
+        self._importance = IMPORTANCE_FUNCTIONS[params.importance]
+        self._passthrough = [
+            use for use in analysis.uses if use.kind == "passthrough" and hasattr(use.layer, "mask")
+        ]
+        self._rate = 0.0
+        self._level = 0.0
+        self.frozen = False
+        self.scheduler = PruningScheduler(self, params)
+        self._maximal_rate = None
+        if not self.groups:
+            logger.warning(
+                "Filter pruning found no prunable convolution groups in model %r; "
+                "see controller.statistics() for the reasons.",
+                model.name,
+            )
+
+    # -- rate -------------------------------------------------------------
+    @property
+    def compression_rate(self):
+        return self._rate
+
+    @compression_rate.setter
+    def compression_rate(self, rate):
+        self._set_rate(rate, source="user")
+
+    @property
+    def pruning_level(self):
+        """The fraction of filters pruned in each prunable group."""
+        return self._level
+
+    @property
+    def maximal_compression_rate(self):
+        if not self.prune_flops:
+            return self.params.maximal_pruning_level
+        if self._maximal_rate is None:
+            scores = self._group_scores()
+            keep = self._keep_for_level(self.params.maximal_pruning_level, scores)
+            self._maximal_rate = self._flops_reduction(keep)
+        return self._maximal_rate
+
+    @property
+    def minimal_compression_rate(self):
+        return 0.0
+
+    def _set_rate(self, rate, source):
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)):
+            raise ValueError(
+                f"Expected the compression rate to be a number in [0, 1). Received: rate={rate!r}"
+            )
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(
+                "Expected the compression rate to be in [0, 1): at least one filter of "
+                f"each layer must stay. Received: rate={rate}"
+            )
+        if source == "scheduler" and self.frozen and rate == self._rate:
+            return
+        scores = self._group_scores()
+        if self.prune_flops:
+            level, keep = self._level_for_flops(rate, scores)
+        else:
+            level = min(rate, self.params.maximal_pruning_level)
+            keep = self._keep_for_level(level, scores)
+        self._assign(keep)
+        self._rate = rate
+        self._level = level
+        if source == "scheduler" and self.scheduler.current_epoch >= (
+            self.params.num_init_steps + self.params.pruning_steps
+        ):
+            self.frozen = True
+
+    def _group_scores(self):
+        scores = []
+        for group in self.groups:
+            total = None
+            for unit in group.units:
+                layer = unwrap(unit.layer)
+                kernel = getattr(layer, "pointwise_kernel", None)
+                kernel = layer.kernel if kernel is None else kernel
+                value = self._importance(np.asarray(kernel.numpy()))
+                total = value if total is None else total + value
+            scores.append(total)
+        return scores
+
+    def _keep_for_level(self, level, scores):
+        """Unit keep flags when `level` of each group's filters is pruned."""
+        max_level = self.params.maximal_pruning_level
+        keep = {}
+        if self.params.all_weights and self.groups:
+            # Rank all filters together, each group's scores scaled to its mean.
+            normalized = [s / max(float(np.mean(s)), 1e-12) for s in scores]
+            flat = np.concatenate(normalized)
+            owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(scores)])
+            budget = int(math.floor(level * len(flat)))
+            limits = [min(int(math.floor(max_level * len(s))), len(s) - 1) for s in scores]
+            pruned = [np.zeros(len(s), bool) for s in scores]
+            counts = [0] * len(scores)
+            offsets = np.cumsum([0] + [len(s) for s in scores])
+            for index in np.argsort(flat, kind="stable"):
+                if budget <= 0:
+                    break
+                g = int(owner[index])
+                if counts[g] < limits[g]:
+                    pruned[g][index - offsets[g]] = True
+                    counts[g] += 1
+                    budget -= 1
+            for group, mask in zip(self.groups, pruned):
+                for unit in group.units:
+                    keep[id(unit.layer)] = ~mask
+            return keep
+        for group, score in zip(self.groups, scores):
+            n = len(score)
+            count = min(int(math.floor(min(level, max_level) * n + 1e-9)), n - 1)
+            flags = np.ones(n, bool)
+            if count > 0:
+                flags[np.argsort(score, kind="stable")[:count]] = False
+            for unit in group.units:
+                keep[id(unit.layer)] = flags
+        return keep
+
+    def _flops_reduction(self, keep):
+        rows = _masks.model_cost(self._analysis, keep)
+        full = sum(r["full_flops"] for r in rows)
+        return 1.0 - sum(r["flops"] for r in rows) / full if full else 0.0
+
+    def _level_for_flops(self, target, scores):
+        """The smallest pruning level whose FLOPs reduction reaches `target`."""
+        max_level = self.params.maximal_pruning_level
+        best = (max_level, self._keep_for_level(max_level, scores))
+        if target <= 0.0:
+            return 0.0, self._keep_for_level(0.0, scores)
+        if self._flops_reduction(best[1]) < target:
+            logger.warning(
+                "FLOPs reduction %.3f is more than pruning can reach at the maximal level "
+                "%.2f; using that level.",
+                target,
+                max_level,
+            )
+            return best
+        low, high = 0.0, max_level
+        for _ in range(30):
+            mid = 0.5 * (low + high)
+            keep = self._keep_for_level(mid, scores)
+            if self._flops_reduction(keep) >= target:
+                high, best = mid, (mid, keep)
+            else:
+                low = mid
+        return best
+
+    def _assign(self, keep):
+        for group in self.groups:
+            for unit in group.units:
+                unit.layer.mask.assign(keep[id(unit.layer)].astype("float32"))
+        for use in self._passthrough:
+            vector = _masks.keep_vector(use.channels, keep)
+            use.layer.mask.assign(vector.astype("float32"))
+
+    def current_keep(self):
+        return _masks.unit_keep_from_wrappers(self._analysis)
+
+    # -- scheduling and state --------------------------------------------
+    def disable_scheduler(self):
+        """Stops the schedule from changing the rate (the search sets it from now on)."""
+        self.scheduler.enabled = False
+
+    def get_state(self):
+        return {
+            "algorithm": self.name,
+            "compression_rate": self._rate,
+            "pruning_level": self._level,
+            "frozen": self.frozen,
+            "scheduler": self.scheduler.get_state(),
+        }
+
+    def load_state(self, state):
+        """Restores the rate without recomputing masks (they come back with the weights)."""
+        self._rate = float(state["compression_rate"])
+        self._level = float(state["pruning_level"])
+        self.frozen = bool(state.get("frozen", False))
+        if "scheduler" in state:
+            self.scheduler.load_state(state["scheduler"])
+
+    # -- reporting and export --------------------------------------------
+    def statistics(self):
+        rows = _masks.model_cost(self._analysis, self.current_keep())
+        return PruningStatistics(
+            rows=rows,
+            compression_rate=self._rate,
+            pruning_level=self._level,
+            prune_flops=self.prune_flops,
+            groups=self._analysis.groups,
+            skipped=self._analysis.skipped,
+            keep=self.current_keep(),
+        )
+
+    def strip_model(self, model=None):
+        from tf_aat.pruning._strip import strip_model
+
+        return strip_model(self.model if model is None else model)

@@ -1,0 +1,133 @@
+"""From unit masks to per-layer keep vectors, FLOPs and parameter counts."""
+
+import math
+
+import keras
+import numpy as np
+
+from tf_aat.pruning._channels import _DEPTHWISE, Channels, unwrap
+
+
+def keep_vector(channels, unit_keep):
+    """Boolean keep flags for every channel of a tensor (tiled after a Flatten)."""
+    parts = []
+    for segment in channels.segments:
+        keep = unit_keep.get(segment.unit)
+        parts.append(keep if keep is not None else np.ones(segment.length, bool))
+    vector = np.concatenate(parts) if parts else np.ones(0, bool)
+    return np.tile(vector, channels.repeat) if channels.repeat > 1 else vector
+
+
+def zero_vector(channels):
+    """The value each channel takes when pruned (non-zero after e.g. a sigmoid)."""
+    parts = [np.full(s.length, s.zero, np.float64) for s in channels.segments]
+    vector = np.concatenate(parts) if parts else np.zeros(0)
+    return np.tile(vector, channels.repeat) if channels.repeat > 1 else vector
+
+
+def _spatial(shape):
+    dims = [d for d in shape[1:-1] if d is not None]
+    return int(math.prod(dims)) if dims else 1
+
+
+def node_cost(layer, input_shape, output_shape, in_active=None, out_active=None):
+    """(FLOPs, parameters) of one call, counting 2 FLOPs per multiply-add.
+
+    `in_active`/`out_active` are the channel counts left after pruning;
+    None means all of them.
+    """
+    layer = unwrap(layer)
+    if not input_shape or input_shape[-1] is None:
+        return 0, sum(int(np.prod(w.shape)) for w in layer.weights)
+    c_in = int(input_shape[-1]) if in_active is None else int(in_active)
+    c_out = int(output_shape[-1]) if out_active is None else int(out_active)
+    positions = _spatial(output_shape)
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        window = int(np.prod(layer.kernel_size))
+        mult = layer.depth_multiplier
+        params = window * c_in * mult + c_in * mult * c_out + (c_out if layer.use_bias else 0)
+        flops = 2 * positions * (window * c_in * mult + c_in * mult * c_out)
+        return flops, params
+    if isinstance(layer, _DEPTHWISE):
+        window = int(np.prod(layer.kernel_size))
+        params = window * c_in * layer.depth_multiplier + (
+            c_in * layer.depth_multiplier if layer.use_bias else 0
+        )
+        return 2 * positions * window * c_in * layer.depth_multiplier, params
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        window = int(np.prod(layer.kernel_size))
+        groups = getattr(layer, "groups", 1)
+        params = window * (c_in // groups) * c_out + (c_out if layer.use_bias else 0)
+        return 2 * positions * window * (c_in // groups) * c_out, params
+    if isinstance(layer, keras.layers.Dense):
+        rows = int(np.prod([d for d in input_shape[1:-1] if d])) if len(input_shape) > 2 else 1
+        params = c_in * c_out + (c_out if layer.use_bias else 0)
+        return 2 * rows * c_in * c_out, params
+    if isinstance(layer, keras.layers.BatchNormalization):
+        count = sum(1 for w in (layer.gamma, layer.beta) if w is not None) + 2
+        return 2 * positions * c_in, count * c_in
+    return 0, sum(int(np.prod(w.shape)) for w in layer.weights)
+
+
+def model_cost(analysis, unit_keep):
+    """Per-node cost rows and totals for the given unit keep flags."""
+    uses = {}
+    for use in analysis.uses:
+        uses.setdefault(id(use.layer), {})[use.kind] = use
+    rows = []
+    seen_params = set()
+    for node in analysis.graph.nodes:
+        layer = node.layer
+        if not unwrap(layer).weights and not isinstance(
+            unwrap(layer), (keras.layers.Conv1D, keras.layers.Conv2D)
+        ):
+            continue
+        kinds = uses.get(id(layer), {})
+        in_shape = node.input_shapes[0] if node.input_shapes else ()
+        out_shape = node.output_shapes[0] if node.output_shapes else ()
+        in_active = out_active = None
+        channels = (kinds.get("consumer") or kinds.get("passthrough") or _no_use()).channels
+        if channels is not None:
+            in_active = int(keep_vector(channels, unit_keep).sum())
+        if "passthrough" in kinds:
+            out_active = in_active
+        if "producer" in kinds:
+            keep = unit_keep.get(id(layer))
+            out_active = int(keep.sum()) if keep is not None else None
+        full = node_cost(layer, in_shape, out_shape)
+        current = node_cost(layer, in_shape, out_shape, in_active, out_active)
+        count_params = id(layer) not in seen_params
+        seen_params.add(id(layer))
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(unwrap(layer)).__name__,
+                "full_flops": full[0],
+                "flops": current[0],
+                "full_params": full[1] if count_params else 0,
+                "params": current[1] if count_params else 0,
+                "full_channels": int(out_shape[-1]) if out_shape and out_shape[-1] else 0,
+                "channels": out_active
+                if out_active is not None
+                else (int(out_shape[-1]) if out_shape and out_shape[-1] else 0),
+            }
+        )
+    return rows
+
+
+class _no_use:
+    channels = None
+
+
+def unit_keep_from_wrappers(analysis):
+    """Reads each unit's keep flags from the `mask` of its wrapper, if it has one."""
+    keep = {}
+    for key, unit in analysis.units.items():
+        mask = getattr(unit.layer, "mask", None)
+        if mask is not None:
+            keep[key] = keras.ops.convert_to_numpy(mask) > 0.5
+    return keep
+
+
+def channels_of_use(use):
+    return use.channels if use.channels is not None else Channels([])

@@ -1,0 +1,156 @@
+"""Filter pruning settings, parsed and validated from NNCF's config format."""
+
+import dataclasses
+
+from tf_aat._errors import ConfigError, check_known_keys
+
+SCHEDULES = ("exponential", "exponential_with_bias", "baseline")
+IMPORTANCES = ("geometric_median", "L1", "L2")
+
+_SECTION_KEYS = (
+    "algorithm",
+    "pruning_init",
+    "params",
+    "ignored_scopes",
+    "target_scopes",
+    "accuracy_aware_training",
+    "compression_lr_multiplier",
+)
+_PARAMS_KEYS = (
+    "schedule",
+    "pruning_target",
+    "pruning_flops_target",
+    "pruning_steps",
+    "num_init_steps",
+    "weight_importance",
+    "filter_importance",
+    "prune_first_conv",
+    "prune_downsample_convs",
+    "prune_batch_norms",
+    "all_weights",
+    "maximal_pruning_level",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterPruningParams:
+    """Validated `filter_pruning` settings; defaults follow NNCF."""
+
+    pruning_init: float = 0.0
+    schedule: str = "exponential"
+    pruning_target: float = 0.5
+    pruning_flops_target: float | None = None
+    pruning_steps: int = 100
+    num_init_steps: int = 0
+    importance: str = "geometric_median"
+    prune_first_conv: bool = False
+    prune_downsample_convs: bool = False
+    prune_batch_norms: bool = True
+    all_weights: bool = False
+    maximal_pruning_level: float = 0.9
+    ignored_scopes: tuple = ()
+    target_scopes: tuple = ()
+
+    @property
+    def target(self):
+        """The level the schedule ends at: FLOPs reduction or filter level."""
+        if self.pruning_flops_target is not None:
+            return self.pruning_flops_target
+        return self.pruning_target
+
+
+def _number(value, key_path, low, high, *, integer=False, low_open=False):
+    kind = "an integer" if integer else "a number"
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise ConfigError(key_path, kind, value)
+    too_low = value <= low if low_open else value < low
+    if too_low or (high is not None and value > high):
+        bracket = "(" if low_open else "["
+        upper = f"{high}]" if high is not None else "inf)"
+        raise ConfigError(key_path, f"{kind} in {bracket}{low}, {upper}", value)
+    return int(value) if integer else float(value)
+
+
+def _boolean(value, key_path):
+    if not isinstance(value, bool):
+        raise ConfigError(key_path, "true or false", value)
+    return value
+
+
+def parse_scopes(value, key_path):
+    """Scopes are a layer-name pattern or a list of them."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key_path, "a layer-name pattern or a list of patterns", value)
+    return tuple(value)
+
+
+def _choice(value, choices, key_path):
+    if value not in choices:
+        lowered = {c.lower(): c for c in choices}
+        if isinstance(value, str) and value.lower() in lowered:
+            return lowered[value.lower()]
+        raise ConfigError(key_path, f"one of {list(choices)}", value)
+    return value
+
+
+def parse_filter_pruning(section, key_path):
+    """Parses one `{"algorithm": "filter_pruning", ...}` section."""
+    check_known_keys(section, _SECTION_KEYS, key_path)
+    params = section.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{key_path}.params", "an object", params)
+    params_path = f"{key_path}.params"
+    check_known_keys(params, _PARAMS_KEYS, params_path)
+    values = {}
+    if "pruning_init" in section:
+        values["pruning_init"] = _number(
+            section["pruning_init"], f"{key_path}.pruning_init", 0.0, 1.0, low_open=False
+        )
+    if "schedule" in params:
+        values["schedule"] = _choice(params["schedule"], SCHEDULES, f"{params_path}.schedule")
+    for key in ("pruning_target", "pruning_flops_target", "maximal_pruning_level"):
+        if key in params:
+            values[key] = _number(params[key], f"{params_path}.{key}", 0.0, 1.0)
+            if values[key] >= 1.0:
+                raise ConfigError(
+                    f"{params_path}.{key}",
+                    "a number below 1.0 (at least one filter must stay)",
+                    params[key],
+                )
+    for key in ("pruning_steps", "num_init_steps"):
+        if key in params:
+            values[key] = _number(params[key], f"{params_path}.{key}", 0, None, integer=True)
+    if values.get("pruning_steps", 1) == 0:
+        raise ConfigError(f"{params_path}.pruning_steps", "an integer >= 1", 0)
+    if "weight_importance" in params and "filter_importance" in params:
+        if params["weight_importance"] != params["filter_importance"]:
+            raise ConfigError(
+                f"{params_path}.filter_importance",
+                "the same value as `weight_importance` (they are two names of one setting)",
+                params["filter_importance"],
+            )
+    for key in ("filter_importance", "weight_importance"):
+        if key in params:
+            values["importance"] = _choice(params[key], IMPORTANCES, f"{params_path}.{key}")
+    for key in ("prune_first_conv", "prune_downsample_convs", "prune_batch_norms", "all_weights"):
+        if key in params:
+            values[key] = _boolean(params[key], f"{params_path}.{key}")
+    values["ignored_scopes"] = parse_scopes(
+        section.get("ignored_scopes"), f"{key_path}.ignored_scopes"
+    )
+    values["target_scopes"] = parse_scopes(
+        section.get("target_scopes"), f"{key_path}.target_scopes"
+    )
+    result = FilterPruningParams(**values)
+    if result.pruning_init > result.target:
+        raise ConfigError(
+            f"{key_path}.pruning_init",
+            f"a value no larger than the pruning target {result.target}",
+            result.pruning_init,
+        )
+    return result
