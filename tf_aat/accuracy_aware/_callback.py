@@ -1,0 +1,142 @@
+"""The accuracy-aware search as a Keras callback for `model.fit()`."""
+
+import logging
+
+import keras
+
+from tf_aat.accuracy_aware._driver import SearchDriver
+from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
+from tf_aat.accuracy_aware._runner import resolve_accuracy_aware_params
+
+logger = logging.getLogger("tf_aat.accuracy_aware")
+
+
+class AccuracyAwareCallback(keras.callbacks.Callback):
+    """Runs the accuracy-aware compression search inside `model.fit()`.
+
+    At the end of every epoch the callback reads the monitored validation
+    metric, feeds it to the search, and applies the search's decision: it
+    saves the best checkpoint of each rate, restores the best checkpoint
+    before a new rate, sets `compression_ctrl.compression_rate`, scales the
+    learning rate (schedules included) and stops training when the search
+    ends, leaving the model at the highest rate that met the criterion.
+    During the initial phase it calls `compression_ctrl.scheduler.epoch_step`
+    at the beginning of each epoch, so do not add another scheduler callback
+    for the controller.
+
+    Pass `epochs` to `fit()` at least as large as the search needs (e.g.
+    `maximal_total_epochs`); if `fit()` ends first, the best model so far is
+    restored. The epoch logs get `compression_rate` (the rate the epoch
+    trained), `accuracy_budget`, `criterion_met` and `learning_rate_scale`.
+
+    Args:
+        compression_ctrl: the compression controller whose rate is searched.
+        config: a `CompressionConfig`, a config dict or `AccuracyAwareParams`.
+        uncompressed_model_accuracy: the uncompressed model's value of the
+            monitored metric.
+        monitor: key of the metric in the epoch logs (higher is better).
+        log_dir: directory for checkpoints, the resume state, the summary,
+            the plot and TensorBoard scalars; None keeps checkpoints in
+            memory.
+        resume: continue a killed run from the state in `log_dir`.
+        verbose: print one line per epoch and the final summary.
+        tensorboard_writer: an optional `tf.summary` writer.
+
+    Example:
+
+    ```python
+    callback = tf_aat.AccuracyAwareCallback(
+        ctrl, config, uncompressed_model_accuracy=0.98, monitor="val_accuracy"
+    )
+    model.fit(x, y, validation_data=(x_val, y_val), epochs=100, callbacks=[callback])
+    print(callback.result)
+    ```
+    """
+
+    def __init__(
+        self,
+        compression_ctrl,
+        config,
+        uncompressed_model_accuracy,
+        monitor="val_accuracy",
+        log_dir=None,
+        resume=False,
+        verbose=1,
+        tensorboard_writer=None,
+    ):
+        super().__init__()
+        if resume and log_dir is None:
+            raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
+        self.compression_ctrl = compression_ctrl
+        self.config = config
+        self.params = resolve_accuracy_aware_params(config)
+        self.uncompressed_model_accuracy = float(uncompressed_model_accuracy)
+        self.monitor = monitor
+        self.log_dir = log_dir
+        self.resume = resume
+        self.verbose = verbose
+        self.tensorboard_writer = tensorboard_writer
+        self.driver = None
+        self.result = None
+        self._epoch = None
+
+    @property
+    def search(self):
+        return None if self.driver is None else self.driver.search
+
+    def on_train_begin(self, logs=None):
+        self.result = None
+        scaler = LearningRateScaler(getattr(self.model, "optimizer", None))
+        if scaler.attach():
+            # The schedule was wrapped; retrace so the train step reads it.
+            self.model.make_train_function(force=True)
+        self.driver = SearchDriver(
+            self.compression_ctrl,
+            self.params,
+            self.uncompressed_model_accuracy,
+            log_dir=self.log_dir,
+            resume=self.resume,
+            verbose=self.verbose,
+            tensorboard_writer=self.tensorboard_writer,
+        )
+        self.driver.begin(self.model, scaler, owner=self)
+        if self.driver.search.finished:
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.driver.search.finished:
+            self.model.stop_training = True
+            return
+        # The search counts its own epochs so that a resumed run, whose
+        # `fit()` starts again at 0, continues the schedule where it was.
+        self._epoch = self.driver.search.epochs_trained
+        self.driver.epoch_begin(self._epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self.driver.search.finished or self._epoch is None:
+            return
+        if self.monitor not in logs:
+            raise KeyError(
+                f"AccuracyAwareCallback monitors {self.monitor!r}, which is not in the "
+                f"epoch logs. Available keys: {sorted(logs)}. Pass validation data to "
+                "fit() and set `monitor` to one of these keys."
+            )
+        metric = float(logs[self.monitor])
+        decision, row = self.driver.epoch_end(self.model, self._epoch, metric)
+        self._epoch = None
+        logs["compression_rate"] = row["rate"]
+        logs["accuracy_budget"] = row["budget"]
+        logs["criterion_met"] = float(row["passed"])
+        logs["learning_rate_scale"] = self.driver.search.learning_rate_scale
+        if decision.stop:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.driver is None:
+            return
+        self.driver.stop(
+            self.model,
+            f"model.fit() ended after {self.driver.search.epochs_trained} epochs",
+        )
+        self.result = self.driver.finish(self.model)

@@ -1,0 +1,187 @@
+"""The standalone accuracy-aware training loop (NNCF's runner contract)."""
+
+import collections.abc
+import logging
+
+from tf_aat._errors import ConfigError
+from tf_aat.accuracy_aware._driver import SearchDriver
+from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
+from tf_aat.accuracy_aware._params import (
+    AccuracyAwareParams,
+    find_accuracy_aware_section,
+    parse_accuracy_aware_training,
+)
+
+logger = logging.getLogger("tf_aat.accuracy_aware")
+
+
+def resolve_accuracy_aware_params(config):
+    """Returns the `AccuracyAwareParams` of a config in any accepted form.
+
+    `config` may be an `AccuracyAwareParams`, an object with an
+    `accuracy_aware_training` attribute or method (parsed params, a section
+    dict or None), a whole config dict, or an object with `to_dict()`.
+    """
+    if isinstance(config, AccuracyAwareParams):
+        return config
+    params = None
+    if isinstance(config, collections.abc.Mapping):
+        params = find_accuracy_aware_section(dict(config))
+    elif hasattr(config, "accuracy_aware_training"):
+        params = config.accuracy_aware_training
+        if callable(params) and not isinstance(params, AccuracyAwareParams):
+            params = params()
+        if isinstance(params, collections.abc.Mapping):
+            params = parse_accuracy_aware_training(dict(params), "accuracy_aware_training")
+    elif callable(getattr(config, "to_dict", None)):
+        params = find_accuracy_aware_section(config.to_dict())
+    else:
+        raise TypeError(
+            "`config` must be a CompressionConfig, a config dict or an "
+            f"AccuracyAwareParams. Received: config={config!r}"
+        )
+    if params is None:
+        raise ConfigError(
+            "accuracy_aware_training",
+            "an accuracy_aware_training section, top-level (NNCF's layout) or "
+            "inside a compression algorithm section",
+            None,
+            hint="Add one to the config to use accuracy-aware training.",
+        )
+    return params
+
+
+class AccuracyAwareTrainingLoop:
+    """Trains with user functions while the accuracy-aware search runs.
+
+    Created by `create_accuracy_aware_training_loop`. After `run()`,
+    `loop.result` holds the `AccuracyAwareResult`.
+    """
+
+    def __init__(self, params, compression_ctrl, uncompressed_model_accuracy, verbose=1):
+        self.params = params
+        self.compression_ctrl = compression_ctrl
+        self.uncompressed_model_accuracy = float(uncompressed_model_accuracy)
+        self.verbose = verbose
+        self.result = None
+        self.driver = None
+
+    @property
+    def search(self):
+        return None if self.driver is None else self.driver.search
+
+    def run(
+        self,
+        model,
+        train_epoch_fn,
+        validate_fn,
+        configure_optimizers_fn=None,
+        dump_checkpoint_fn=None,
+        load_checkpoint_fn=None,
+        early_stopping_fn=None,
+        tensorboard_writer=None,
+        log_dir=None,
+        update_learning_rate_fn=None,
+        resume=False,
+    ):
+        """Runs the search and returns `model` in its final state.
+
+        Args:
+            model: the compressed Keras model.
+            train_epoch_fn: `train_epoch_fn(compression_ctrl, model, epoch,
+                optimizer, lr_scheduler)` trains one epoch.
+            validate_fn: `validate_fn(model, epoch) -> float`, higher is
+                better.
+            configure_optimizers_fn: `() -> (optimizer, lr_scheduler)`; the
+                optimizer's learning rate is what the search scales.
+            dump_checkpoint_fn: `(model, compression_ctrl, loop, log_dir) ->
+                path`, called (with `log_dir` set) whenever the search saves
+                a checkpoint; the loop always keeps its own checkpoints too.
+            load_checkpoint_fn: `(path, model)`, called after the loop
+                restores a checkpoint that `dump_checkpoint_fn` also saved.
+            early_stopping_fn: `(metric) -> bool`; True ends the current
+                phase (early exit: the run) after this epoch.
+            tensorboard_writer: a `tf.summary` writer for the search's
+                scalars (else one under `log_dir` is created).
+            log_dir: where checkpoints, the resume state, the summary and
+                the plot go; None keeps checkpoints in memory.
+            update_learning_rate_fn: `(factor)` multiplies the learning rate
+                by `factor`; replaces the loop's own optimizer update.
+            resume: continue a run killed with the same `log_dir`.
+
+        Returns:
+            `model`, with weights, masks and `compression_ctrl.compression_rate`
+            of the best checkpoint of the highest rate that met the criterion
+            (see `loop.result.criterion_met`).
+        """
+        if resume and log_dir is None:
+            raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
+        optimizer, lr_scheduler = None, None
+        if configure_optimizers_fn is not None:
+            optimizer, lr_scheduler = configure_optimizers_fn()
+        scaler = LearningRateScaler(optimizer, update_learning_rate_fn)
+        scaler.attach()
+        self.driver = SearchDriver(
+            self.compression_ctrl,
+            self.params,
+            self.uncompressed_model_accuracy,
+            log_dir=log_dir,
+            resume=resume,
+            verbose=self.verbose,
+            tensorboard_writer=tensorboard_writer,
+            dump_checkpoint_fn=dump_checkpoint_fn,
+            load_checkpoint_fn=load_checkpoint_fn,
+        )
+        self.driver.begin(model, scaler, owner=self)
+        search = self.driver.search
+        while not search.finished:
+            epoch = search.epochs_trained
+            self.driver.epoch_begin(epoch)
+            train_epoch_fn(
+                self.compression_ctrl,
+                model,
+                epoch=epoch,
+                optimizer=optimizer,
+                lr_scheduler=lr_scheduler,
+            )
+            metric = validate_fn(model, epoch=epoch)
+            end_phase = bool(early_stopping_fn(metric)) if early_stopping_fn else False
+            self.driver.epoch_end(model, epoch, metric, end_phase=end_phase)
+        self.result = self.driver.finish(model)
+        return model
+
+
+def create_accuracy_aware_training_loop(
+    config, compression_ctrl, uncompressed_model_accuracy, verbose=1, **kwargs
+):
+    """Creates the accuracy-aware training loop (NNCF's entry point).
+
+    Args:
+        config: a `CompressionConfig` (its `accuracy_aware_training`), a
+            config dict holding an `accuracy_aware_training` section, or an
+            `AccuracyAwareParams`.
+        compression_ctrl: the compression controller whose
+            `compression_rate` the search varies.
+        uncompressed_model_accuracy: the uncompressed model's metric, in
+            the same units as `validate_fn`'s.
+        verbose: print one line per epoch and the final summary.
+
+    Example:
+
+    ```python
+    loop = tf_aat.create_accuracy_aware_training_loop(config, ctrl, 0.97)
+    model = loop.run(model, train_epoch_fn, validate_fn,
+                     configure_optimizers_fn=lambda: (optimizer, None),
+                     log_dir="aa_logs")
+    print(loop.result)
+    ```
+    """
+    # NNCF's `dump_checkpoints` flag: checkpoints are always kept here.
+    kwargs.pop("dump_checkpoints", None)
+    if kwargs:
+        raise TypeError(
+            "Unexpected arguments of create_accuracy_aware_training_loop. "
+            f"Received: {sorted(kwargs)}"
+        )
+    params = resolve_accuracy_aware_params(config)
+    return AccuracyAwareTrainingLoop(params, compression_ctrl, uncompressed_model_accuracy, verbose)
