@@ -6,7 +6,6 @@ check that weights and `ctrl.compression_rate` agree after a restore.
 """
 
 import keras
-import numpy as np
 
 
 class RateLayer(keras.layers.Layer):
@@ -21,7 +20,9 @@ class RateLayer(keras.layers.Layer):
 
 def make_model():
     rate_layer = RateLayer()
-    model = keras.Sequential([keras.Input((1,)), rate_layer, keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((1,)), rate_layer, keras.layers.Dense(1, kernel_initializer="zeros")]
+    )
     return model, rate_layer
 
 
@@ -64,7 +65,7 @@ class FakeController:
         self.rate_layer.rate.assign(self._rate)
 
     def mask_rate(self):
-        return float(np.asarray(self.rate_layer.rate))
+        return float(keras.ops.convert_to_numpy(self.rate_layer.rate))
 
     def disable_scheduler(self):
         self.scheduler_disabled = True

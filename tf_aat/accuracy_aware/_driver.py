@@ -187,6 +187,10 @@ class SearchDriver:
                 # The user's loader may not know the controller: restore it
                 # again so that masks and rate agree.
                 load_controller_state(self.ctrl, entry["controller_state"])
+            if not self.search.scheduler_active:
+                # A checkpoint from the initial phase carries an enabled
+                # schedule in the controller's state.
+                self._disable_scheduler()
         if decision.compression_rate is not None:
             self.ctrl.compression_rate = decision.compression_rate
         if decision.learning_rate_scale is not None:

@@ -24,6 +24,14 @@ def log_epoch(row, verbose):
         print(line, flush=True)
 
 
+def _has_tensorboard():
+    try:
+        import tensorboard.summary.v2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class TensorBoardLogger:
     """Writes the search's scalars with `tf.summary` (TF imported lazily).
 
@@ -36,6 +44,12 @@ class TensorBoardLogger:
         self._log_dir = log_dir
 
     def _get_writer(self):
+        if (self._writer is not None or self._log_dir is not None) and not _has_tensorboard():
+            logger.warning(
+                "TensorBoard is not installed; the accuracy-aware scalars are not written "
+                "(pip install tensorboard)."
+            )
+            self._writer = self._log_dir = None
         if self._writer is None and self._log_dir is not None:
             import tensorflow as tf
 
