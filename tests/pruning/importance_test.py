@@ -1,0 +1,25 @@
+import numpy as np
+
+from tf_aat.pruning import _importance
+
+
+def test_geometric_median_equals_direct_pairwise_distance_sum():
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 5, 7))
+    filters = [kernel[..., i].reshape(-1) for i in range(7)]
+    direct = [sum(np.linalg.norm(a - b) for b in filters) for a in filters]
+    np.testing.assert_allclose(_importance.geometric_median_scores(kernel), direct, rtol=1e-9)
+
+
+def test_filter_at_the_geometric_median_scores_lowest():
+    rng = np.random.default_rng(1)
+    outer = rng.normal(size=(4, 6)) * 5.0
+    center = outer.mean(axis=0, keepdims=True)
+    kernel = np.concatenate([outer, center]).T.reshape(1, 1, 6, 5)
+    assert int(np.argmin(_importance.geometric_median_scores(kernel))) == 4
+
+
+def test_norm_scores():
+    kernel = np.random.default_rng(2).normal(size=(2, 2, 3, 4))
+    flat = kernel.reshape(-1, 4)
+    np.testing.assert_allclose(_importance.l1_scores(kernel), np.abs(flat).sum(0))
+    np.testing.assert_allclose(_importance.l2_scores(kernel), np.sqrt((flat**2).sum(0)))
