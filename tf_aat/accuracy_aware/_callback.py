@@ -69,7 +69,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
         self.compression_ctrl = compression_ctrl
         self.config = config
-        self.params = resolve_accuracy_aware_params(config)
+        self.accuracy_aware_params = resolve_accuracy_aware_params(config)
         self.uncompressed_model_accuracy = float(uncompressed_model_accuracy)
         self.monitor = monitor
         self.log_dir = log_dir
@@ -92,7 +92,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model.make_train_function(force=True)
         self.driver = SearchDriver(
             self.compression_ctrl,
-            self.params,
+            self.accuracy_aware_params,
             self.uncompressed_model_accuracy,
             log_dir=self.log_dir,
             resume=self.resume,
