@@ -164,6 +164,26 @@ def test_log_dir_gets_checkpoints_summary_plot_and_tensorboard(tmp_path):
     assert len([f for f in checkpoints if f.startswith("last_")]) == 2  # .h5 + .json
 
 
+def test_early_exit_through_the_runner():
+    model, rate_layer = make_model()
+    ctrl = FakeController(rate_layer, [0.1, 0.2, 0.3])
+    config = {
+        "compression": {"algorithm": "filter_pruning"},
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_absolute_accuracy_degradation": 0.01, "maximal_total_epochs": 10},
+        },
+    }
+    metrics = iter([0.9, 0.9, 0.85, 0.895, 0.9])
+    loop = create_accuracy_aware_training_loop(config, ctrl, 0.9, verbose=0)
+    loop.run(model, lambda *args, **kwargs: None, lambda model, epoch: next(metrics))
+    # Epoch 2 reaches the target 0.3 but misses the budget; epoch 3 meets it.
+    assert loop.result.rate_trajectory == [0.1, 0.2, 0.3, 0.3]
+    assert loop.result.compression_rate == 0.3 and loop.result.criterion_met
+    assert ctrl.scheduler.calls == [0, 1, 2, 3]
+    assert ctrl.compression_rate == 0.3
+
+
 def test_config_object_and_errors():
     class Config:
         accuracy_aware_training = AccuracyAwareParams(patience_epochs=2)

@@ -106,8 +106,8 @@ def plot_result(result, path):
     status = "met" if result.criterion_met else "NOT met"
     rate_text = "-" if result.compression_rate is None else f"{result.compression_rate:.4g}"
     rate_axis.set_title(f"Accuracy-aware search: rate {rate_text}, criterion {status}")
-    figure.legend(loc="lower left")
-    figure.tight_layout()
+    figure.legend(loc="lower center", ncol=3)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
     return path
