@@ -8,6 +8,11 @@ from . import oracles
 from .fakes import FakeController, RateLayer
 
 
+def _numpy(value):
+    """`value` as NumPy; variables via `.numpy()` (no NumPy 2 copy warning)."""
+    return value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
+
+
 def make_model(learning_rate):
     rate_layer = RateLayer()
     model = keras.Sequential(
@@ -36,7 +41,7 @@ class InjectMetric(keras.callbacks.Callback):
         if self.crash_at is not None and self.epochs == self.crash_at:
             raise RuntimeError("simulated crash")
         self.epochs += 1
-        rate = float(keras.ops.convert_to_numpy(self.model.layers[0].rate))
+        rate = float(_numpy(self.model.layers[0].rate))
         logs["val_accuracy"] = self.oracle(rate)
 
 
@@ -46,7 +51,7 @@ class RecordLearningRate(keras.callbacks.Callback):
         self.used = []
 
     def _kernel(self):
-        return float(keras.ops.convert_to_numpy(self.model.layers[-1].kernel)[0, 0])
+        return float(_numpy(self.model.layers[-1].kernel)[0, 0])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self._kernel()
@@ -86,7 +91,7 @@ def test_callback_follows_scripted_trajectory(scenario):
     assert history.history["compression_rate"] == rates
     assert history.history["accuracy_budget"] == pytest.approx([oracles.BUDGET] * len(rates))
     assert ctrl.compression_rate == final
-    model_rate = float(keras.ops.convert_to_numpy(model.layers[0].rate))
+    model_rate = float(_numpy(model.layers[0].rate))
     assert model_rate == pytest.approx(final)
     assert oracle(model_rate) == result.compressed_metric
 

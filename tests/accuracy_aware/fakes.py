@@ -8,6 +8,11 @@ check that weights and `ctrl.compression_rate` agree after a restore.
 import keras
 
 
+def _numpy(value):
+    """`value` as NumPy; variables via `.numpy()` (no NumPy 2 copy warning)."""
+    return value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
+
+
 class RateLayer(keras.layers.Layer):
     """Identity layer holding a non-trainable copy of the rate ("mask")."""
 
@@ -65,7 +70,7 @@ class FakeController:
         self.rate_layer.rate.assign(self._rate)
 
     def mask_rate(self):
-        return float(keras.ops.convert_to_numpy(self.rate_layer.rate))
+        return float(_numpy(self.rate_layer.rate))
 
     def disable_scheduler(self):
         self.scheduler_disabled = True

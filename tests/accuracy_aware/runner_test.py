@@ -16,6 +16,11 @@ from . import oracles
 from .fakes import FakeController, make_model
 
 
+def _numpy(value):
+    """`value` as NumPy; variables via `.numpy()` (no NumPy 2 copy warning)."""
+    return value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
+
+
 def seed_config(**overrides):
     return {
         "compression": [
@@ -45,7 +50,7 @@ class Harness:
         assert compression_ctrl is self.ctrl and model is self.model
         self.trained.append((epoch, compression_ctrl.compression_rate))
         if optimizer is not None:
-            self.learning_rates.append(float(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+            self.learning_rates.append(float(_numpy(optimizer.learning_rate)))
         # "Training" changes the weights, so restores are observable.
         dense = model.layers[-1]
         dense.kernel.assign(dense.kernel + 1.0)
@@ -55,7 +60,7 @@ class Harness:
             raise RuntimeError("simulated crash")
         # Read the rate from the model's weights (the "masks"), not from
         # the controller: the metric belongs to the model.
-        return self.oracle(float(keras.ops.convert_to_numpy(model.layers[0].rate)))
+        return self.oracle(float(_numpy(model.layers[0].rate)))
 
     def run(self, **kwargs):
         loop = create_accuracy_aware_training_loop(
@@ -117,10 +122,10 @@ def test_learning_rate_schedule_is_scaled():
     harness.run()
     assert harness.learning_rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025])
     wrapped = optimizer.learning_rate  # evaluated: still scaled after the run
-    assert float(keras.ops.convert_to_numpy(wrapped)) == pytest.approx(0.025)
+    assert float(_numpy(wrapped)) == pytest.approx(0.025)
     config = keras.optimizers.schedules.serialize(ScaledLearningRateSchedule(schedule, 0.5))
     restored = keras.optimizers.schedules.deserialize(config)
-    assert float(keras.ops.convert_to_numpy(restored(0))) == pytest.approx(0.05)
+    assert float(_numpy(restored(0))) == pytest.approx(0.05)
 
 
 def test_update_learning_rate_fn_gets_relative_factors():

@@ -4,6 +4,12 @@ import logging
 
 import keras
 
+
+def _numpy(value):
+    """`value` as NumPy; variables via `.numpy()` (no NumPy 2 copy warning)."""
+    return value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
+
+
 logger = logging.getLogger("tf_aat.accuracy_aware")
 
 
@@ -49,7 +55,7 @@ class ScaledLearningRateSchedule(keras.optimizers.schedules.LearningRateSchedule
     def get_config(self):
         return {
             "schedule": keras.optimizers.schedules.serialize(self.schedule),
-            "factor": float(keras.ops.convert_to_numpy(self.factor)),
+            "factor": float(_numpy(self.factor)),
         }
 
 
@@ -112,10 +118,10 @@ class LearningRateScaler:
         if self._schedule is not None:
             self._schedule.factor.assign(scale)
             return
-        current = float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        current = float(_numpy(self.optimizer.learning_rate))
         self.optimizer.learning_rate = current * factor
 
     def current_learning_rate(self):
         if self.optimizer is None:
             return None
-        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+        return float(_numpy(self.optimizer.learning_rate))
