@@ -36,11 +36,19 @@ the criterion; if none did, the best-metric checkpoint, flagged
 `criterion_met=False` and logged as a warning.
 """
 
-import dataclasses
 import logging
 import math
-import re
 
+from tf_aat.accuracy_aware._decision import (
+    PHASE_EARLY_EXIT,
+    PHASE_FINISHED,
+    PHASE_INITIAL,
+    PHASE_SEARCH,
+    Decision,
+    checkpoint_key,
+    from_json_number,
+    json_row,
+)
 from tf_aat.accuracy_aware._params import (
     EARLY_EXIT,
     AccuracyAwareParams,
@@ -49,10 +57,6 @@ from tf_aat.accuracy_aware._result import AccuracyAwareResult
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
 
-PHASE_INITIAL = "initial"
-PHASE_SEARCH = "search"
-PHASE_EARLY_EXIT = "early_exit"
-PHASE_FINISHED = "finished"
 
 _STATE_VERSION = 1
 # Rates a move produces are rounded to this many decimals so that, for
@@ -60,41 +64,6 @@ _STATE_VERSION = 1
 # the exact value of the rounded rate.
 _RATE_DECIMALS = 12
 _RATE_TOLERANCE = 1e-9
-
-
-def checkpoint_key(rate):
-    """Returns a file-name-safe checkpoint key that encodes `rate` exactly.
-
-    `float(key[5:].replace("p", "."))` gives back the same float: `repr`
-    is the shortest string that round-trips, so two different rates never
-    share a key.
-    """
-    text = repr(float(rate)).replace(".", "p").replace("-", "m").replace("+", "")
-    return "rate_" + re.sub(r"[^0-9A-Za-z_]", "_", text)
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    """What the driver does after an epoch, in this order.
-
-    1. `save_checkpoint`: save the current model and controller under this
-       key (this epoch is the best one so far at its rate).
-    2. `disable_scheduler`: stop the compression schedule from changing the
-       rate (the initial phase is over).
-    3. `restore_checkpoint`: load the model and controller from this key.
-    4. `compression_rate`: set the controller's rate to this value.
-    5. `learning_rate_scale`: set the learning rate to the user's learning
-       rate times this (cumulative) factor.
-    6. `stop`: end training; the restored checkpoint is the result.
-    """
-
-    save_checkpoint: str | None = None
-    disable_scheduler: bool = False
-    restore_checkpoint: str | None = None
-    compression_rate: float | None = None
-    learning_rate_scale: float | None = None
-    stop: bool = False
-    phase: str = PHASE_INITIAL
 
 
 class AccuracyAwareSearch:
@@ -329,9 +298,9 @@ class AccuracyAwareSearch:
             "step": self.step,
             "direction": self.direction,
             "learning_rate_scale": self.learning_rate_scale,
-            "rates": {key: _json_row(entry) for key, entry in self.rates.items()},
+            "rates": {key: json_row(entry) for key, entry in self.rates.items()},
             "evaluated": dict(self.evaluated),
-            "history": [_json_row(row) for row in self.history],
+            "history": [json_row(row) for row in self.history],
             "final_key": self.final_key,
             "stop_reason": self.stop_reason,
         }
@@ -364,12 +333,12 @@ class AccuracyAwareSearch:
         ):
             setattr(search, name, state[name])
         search.rates = {
-            key: {**entry, "metric": _from_json_number(entry["metric"])}
+            key: {**entry, "metric": from_json_number(entry["metric"])}
             for key, entry in state["rates"].items()
         }
         search.evaluated = dict(state["evaluated"])
         search.history = [
-            {**row, "metric": _from_json_number(row["metric"])} for row in state["history"]
+            {**row, "metric": from_json_number(row["metric"])} for row in state["history"]
         ]
         return search
 
@@ -482,20 +451,6 @@ def _better(metric, best):
 
 def _sortable(metric):
     return -math.inf if metric is None or math.isnan(metric) else metric
-
-
-def _json_number(value):
-    if value is None or math.isfinite(value):
-        return value
-    return None
-
-
-def _from_json_number(value):
-    return math.nan if value is None else value
-
-
-def _json_row(row):
-    return {**row, "metric": _json_number(row["metric"])}
 
 
 __all__ = ["AccuracyAwareSearch", "Decision", "checkpoint_key"]
