@@ -5,12 +5,30 @@ from tf_aat._config import CompressionConfig
 from tf_aat._errors import ConfigError
 from tf_aat._graph import UnsupportedModelError
 from tf_aat._wrapper import CompressionWrapper
+from tf_aat.accuracy_aware import (
+    AccuracyAwareParams,
+    AccuracyAwareResult,
+    AccuracyAwareSearch,
+)
+from tf_aat.accuracy_aware._callback import AccuracyAwareCallback
+from tf_aat.accuracy_aware._learning_rate import ScaledLearningRateSchedule
+from tf_aat.accuracy_aware._runner import (
+    AccuracyAwareTrainingLoop,
+    create_accuracy_aware_training_loop,
+)
 from tf_aat.pruning._controller import FilterPruningController
 from tf_aat.pruning._strip import strip_model
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccuracyAwareCallback",
+    "AccuracyAwareParams",
+    "AccuracyAwareResult",
+    "AccuracyAwareSearch",
+    "AccuracyAwareTrainingLoop",
+    "ScaledLearningRateSchedule",
+    "create_accuracy_aware_training_loop",
     "CompositeCompressionController",
     "CompressionConfig",
     "CompressionWrapper",

@@ -1,0 +1,202 @@
+"""The main job: accuracy-aware compression of an image classifier, end to end.
+
+Trains (or loads a cached) baseline, measures its accuracy, searches the
+highest compression rate within the config's accuracy budget (Keras callback
+or loop runner), strips the pruned filters, exports TFLite, evaluates it, and
+writes a report (summary.md, metrics.json, the search plot) into --log_dir.
+
+    python -m examples.compress                      # digits, offline, ~2 minutes
+    python -m examples.compress --dataset=cifar10 --cifar10_path=../shared/data/cifar10_jpeg.npz \
+        --model=resnet20 --config=examples/configs/cifar10_resnet20_pruning_adaptive.json
+"""
+
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import tf_aat  # noqa: E402
+from examples import data, models  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string(
+    "config", os.path.join(_HERE, "configs", "digits_pruning_adaptive.json"), "JSON config."
+)
+flags.DEFINE_enum("dataset", "digits", list(data.DATASETS), "Dataset.")
+flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.datasets (online).")
+flags.DEFINE_enum("model", "small_cnn", list(models.MODELS), "Model to build.")
+flags.DEFINE_integer("baseline_epochs", 30, "Epochs to train the uncompressed baseline.")
+flags.DEFINE_integer("epochs", None, "Upper bound on compression epochs (default: the config's).")
+flags.DEFINE_integer("batch_size", None, "Batch size (default: the config's, else 64).")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
+flags.DEFINE_integer("test_limit", None, "Use only this many test images.")
+flags.DEFINE_string("log_dir", "runs/compress", "Where the report, checkpoints and models go.")
+flags.DEFINE_string("baseline", None, "Cached baseline .keras (default: <log_dir>/baseline.keras).")
+flags.DEFINE_enum("driver", "callback", ["callback", "runner"], "Drive the search by callback or runner.")
+flags.DEFINE_bool("resume", False, "Continue a killed search from --log_dir.")
+flags.DEFINE_bool("export", True, "Export the stripped model to int8 TFLite and evaluate it.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
+
+
+def _compile(model, learning_rate):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def _accuracy(model, x, y, batch_size):
+    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))
+
+
+def baseline_model(x_train, y_train, x_test, y_test, batch_size):
+    path = FLAGS.baseline or os.path.join(FLAGS.log_dir, "baseline.keras")
+    if os.path.exists(path):
+        print(f"Loading the cached baseline from {path}")
+        return keras.models.load_model(path), path
+    model = models.MODELS[FLAGS.model](input_shape=x_train.shape[1:], classes=10)
+    _compile(model, FLAGS.learning_rate)
+    print(f"Training the baseline {model.name} for {FLAGS.baseline_epochs} epochs")
+    model.fit(
+        x_train, y_train, batch_size=batch_size, epochs=FLAGS.baseline_epochs,
+        validation_data=(x_test, y_test), verbose=FLAGS.verbose,
+    )
+    model.save(path)
+    return model, path
+
+
+def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size):
+    params = config.accuracy_aware_training
+    if params is None:
+        raise ValueError(
+            "The config has no `accuracy_aware_training` section, so there is nothing to "
+            f"search. Received: --config={FLAGS.config!r}"
+        )
+    epochs = FLAGS.epochs or params.maximal_total_epochs
+    search_dir = os.path.join(FLAGS.log_dir, "search")
+    _compile(compressed, FLAGS.learning_rate)
+    if FLAGS.driver == "callback":
+        callback = tf_aat.AccuracyAwareCallback(
+            ctrl, config, uncompressed_model_accuracy=baseline_accuracy,
+            monitor="val_accuracy", log_dir=search_dir, resume=FLAGS.resume,
+        )
+        compressed.fit(
+            train[0], train[1], batch_size=batch_size, epochs=epochs,
+            validation_data=test, callbacks=[callback], verbose=FLAGS.verbose,
+        )
+        return compressed, callback.result
+
+    def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
+        model.fit(train[0], train[1], batch_size=batch_size, epochs=1, verbose=FLAGS.verbose)
+
+    def validate_fn(model, epoch):
+        return _accuracy(model, test[0], test[1], batch_size)
+
+    loop = tf_aat.create_accuracy_aware_training_loop(config, ctrl, baseline_accuracy)
+    model = loop.run(
+        compressed, train_epoch_fn, validate_fn,
+        configure_optimizers_fn=lambda: (compressed.optimizer, None),
+        log_dir=search_dir, resume=FLAGS.resume,
+    )
+    return model, loop.result
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(FLAGS.seed)
+    os.makedirs(FLAGS.log_dir, exist_ok=True)
+    started = time.time()
+    config = tf_aat.CompressionConfig.from_json(FLAGS.config)  # fails before any training
+    batch_size = FLAGS.batch_size or config.get("batch_size") or 64
+    (x_train, y_train), (x_test, y_test) = data.load(
+        FLAGS.dataset, FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit
+    )
+    model, baseline_path = baseline_model(x_train, y_train, x_test, y_test, batch_size)
+    baseline_accuracy = _accuracy(model, x_test, y_test, batch_size)
+    print(f"Baseline accuracy: {baseline_accuracy:.4f}")
+
+    ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
+    compressed, result = search(
+        ctrl, compressed, config, baseline_accuracy, (x_train, y_train), (x_test, y_test), batch_size
+    )
+    statistics = ctrl.statistics()
+    print(statistics)
+    stripped = ctrl.strip_model(compressed)
+    stripped_path = os.path.join(FLAGS.log_dir, "compressed_stripped.keras")
+    stripped.save(stripped_path)
+    stripped_accuracy = _accuracy(stripped, x_test, y_test, batch_size)
+    metrics = {
+        "dataset": FLAGS.dataset,
+        "model": model.name,
+        "config": os.path.abspath(FLAGS.config),
+        "baseline_accuracy": baseline_accuracy,
+        "compressed_accuracy": stripped_accuracy,
+        "compression_rate": ctrl.compression_rate,
+        "criterion_met": bool(result.criterion_met),
+        "epochs": result.epochs_spent if hasattr(result, "epochs_spent") else None,
+        "baseline_params": model.count_params(),
+        "stripped_params": stripped.count_params(),
+        "statistics": statistics.to_dict(),
+        "files": {"baseline": baseline_path, "stripped": stripped_path},
+    }
+    pruning = metrics["statistics"]
+    pruning = pruning.get("filter_pruning", pruning)
+    metrics["flops_reduction"] = pruning.get("flops_reduction")
+    if FLAGS.export:
+        from examples import tflite_eval
+
+        tflite_path = os.path.join(FLAGS.log_dir, "compressed_int8.tflite")
+        float_path = os.path.join(FLAGS.log_dir, "baseline_float.tflite")
+        tf_aat.export_tflite(stripped, tflite_path, representative_data=x_train[:256])
+        tf_aat.export_tflite(model, float_path, quantize=False)
+        metrics["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_test, y_test)
+        metrics["tflite_bytes"] = os.path.getsize(tflite_path)
+        metrics["float_tflite_bytes"] = os.path.getsize(float_path)
+        metrics["files"]["tflite"] = tflite_path
+    metrics["wall_seconds"] = time.time() - started
+    with open(os.path.join(FLAGS.log_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, default=str)
+    _write_summary(metrics, result, statistics)
+    print(_headline(metrics))
+
+
+def _headline(m):
+    lines = [
+        "",
+        f"Report:  {os.path.join(FLAGS.log_dir, 'summary.md')} (metrics.json, search/ beside it)",
+        f"Model:   {m['files']['stripped']}" + (f" and {m['files']['tflite']}" if "tflite" in m["files"] else ""),
+        f"Accuracy: {m['baseline_accuracy']:.4f} -> {m['compressed_accuracy']:.4f} (Keras, stripped)"
+        + (f", {m['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in m else ""),
+        f"Compression rate: {m['compression_rate']:.4f}; criterion met: {m['criterion_met']}",
+        f"FLOPs reduction: {100 * (m['flops_reduction'] or 0):.1f}%; parameters: "
+        f"{m['baseline_params']:,} -> {m['stripped_params']:,}",
+    ]
+    if "tflite_bytes" in m:
+        lines.append(
+            f"TFLite size: {m['float_tflite_bytes']:,} B float -> {m['tflite_bytes']:,} B int8 "
+            f"({m['float_tflite_bytes'] / m['tflite_bytes']:.1f}x smaller)"
+        )
+    return "\n".join(lines)
+
+
+def _write_summary(metrics, result, statistics):
+    with open(os.path.join(FLAGS.log_dir, "summary.md"), "w") as f:
+        f.write(f"# Compression report: {metrics['model']} on {metrics['dataset']}\n\n")
+        f.write("```\n" + _headline(metrics).strip() + "\n```\n\n")
+        f.write("## Search\n\n```\n" + str(result) + "\n```\n\n")
+        f.write("## Statistics\n\n```\n" + str(statistics) + "\n```\n")
+
+
+if __name__ == "__main__":
+    app.run(main)
