@@ -38,7 +38,8 @@ flags.DEFINE_integer("batch_size", None, "Batch size (default: the config's, els
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
 flags.DEFINE_integer("test_limit", None, "Use only this many test images.")
-flags.DEFINE_string("log_dir", "runs/compress", "Where the report, checkpoints and models go.")
+# --log_dir is absl's own flag (it also receives absl's log files); default below.
+DEFAULT_LOG_DIR = "runs/compress"
 flags.DEFINE_string("baseline", None, "Cached baseline .keras (default: <log_dir>/baseline.keras).")
 flags.DEFINE_enum("driver", "callback", ["callback", "runner"], "Drive the search by callback or runner.")
 flags.DEFINE_bool("resume", False, "Continue a killed search from --log_dir.")
@@ -114,6 +115,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
 
 def main(argv):
     del argv
+    FLAGS.log_dir = FLAGS.log_dir or DEFAULT_LOG_DIR
     keras.utils.set_random_seed(FLAGS.seed)
     os.makedirs(FLAGS.log_dir, exist_ok=True)
     started = time.time()
