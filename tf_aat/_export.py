@@ -1,0 +1,380 @@
+"""`export_tflite`: a QAT Keras model as an int8 TFLite flatbuffer, checked against Keras."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import tree
+
+from tf_aat.quantization import _data
+
+# Ops whose int8 execution is the point of quantization-aware training.
+INT8_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+class TFLiteExportError(ValueError):
+    """The converted model is not what was asked for (not int8, or not faithful)."""
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:  # pragma: no cover - depends on the environment
+        return tf.lite.Interpreter, "tf.lite"
+
+
+def make_interpreter(model_content=None, model_path=None, num_threads=None, delegates=True):
+    """A LiteRT interpreter (or `tf.lite.Interpreter` where LiteRT is missing).
+
+    `delegates=False` runs TFLite's builtin kernels only, so the op list shows
+    every op instead of the XNNPACK delegate that took them over.
+    """
+    interpreter_class, source = _interpreter_class()
+    kwargs = {"num_threads": num_threads}
+    if not delegates:
+        module = __import__(
+            "ai_edge_litert.interpreter" if source == "ai_edge_litert" else "tensorflow.lite",
+            fromlist=["OpResolverType"],
+        )
+        if source != "ai_edge_litert":
+            module = tf.lite.experimental
+        kwargs["experimental_op_resolver_type"] = (
+            module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+    if model_content is not None:
+        return interpreter_class(model_content=model_content, **kwargs)
+    return interpreter_class(model_path=os.fspath(model_path), **kwargs)
+
+
+@dataclasses.dataclass
+class TFLiteOp:
+    """One op of a TFLite model: its type and the dtypes of its inputs and output."""
+
+    index: int
+    op: str
+    input_dtypes: list
+    output_dtypes: list
+    weight_dtype: str | None
+
+    @property
+    def is_int8(self):
+        return (
+            bool(self.input_dtypes)
+            and self.input_dtypes[0] == "int8"
+            and (self.weight_dtype in (None, "int8"))
+        )
+
+
+def tflite_ops(model):
+    """Lists the ops of a TFLite model (a path or the flatbuffer bytes).
+
+    Each `TFLiteOp` has the op type, the dtypes of its inputs and outputs and,
+    for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED, the dtype of its
+    weights. Example: `[op.op for op in tflite_ops("model.tflite") if not op.is_int8]`.
+    """
+    if isinstance(model, (bytes, bytearray)):
+        interpreter = make_interpreter(model_content=bytes(model), delegates=False)
+    else:
+        interpreter = make_interpreter(model_path=model, delegates=False)
+    interpreter.allocate_tensors()
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+
+    def dtype(index):
+        return np.dtype(tensors[index]["dtype"]).name if index in tensors else "unknown"
+
+    ops = []
+    for detail in interpreter._get_ops_details():
+        inputs = [i for i in detail["inputs"] if i >= 0]
+        weight = dtype(inputs[1]) if detail["op_name"] in INT8_OPS and len(inputs) > 1 else None
+        ops.append(
+            TFLiteOp(
+                index=detail["index"],
+                op=detail["op_name"],
+                input_dtypes=[dtype(i) for i in inputs],
+                output_dtypes=[dtype(i) for i in detail["outputs"] if i >= 0],
+                weight_dtype=weight,
+            )
+        )
+    return ops
+
+
+@dataclasses.dataclass
+class TFLiteExport:
+    """What `export_tflite` wrote, and how closely it follows the Keras model."""
+
+    path: str
+    size_bytes: int
+    ops: list
+    verification: dict | None = None
+
+    @property
+    def float_ops(self):
+        """Compute ops of `INT8_OPS` types that do not run in int8."""
+        return [op for op in self.ops if op.op in INT8_OPS and not op.is_int8]
+
+    def __str__(self):
+        counts = {}
+        for op in self.ops:
+            counts[op.op] = counts.get(op.op, 0) + 1
+        lines = [
+            f"TFLite model {self.path} ({self.size_bytes:,} bytes)",
+            "  ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())),
+            f"  float {'/'.join(INT8_OPS)} ops: {len(self.float_ops)}",
+        ]
+        if self.verification:
+            v = self.verification
+            lines.append(
+                f"  verified on {v['num_samples']} samples: argmax agreement "
+                f"{100 * v['argmax_agreement']:.2f}%, within {v['tolerance_steps']:g} steps "
+                f"{100 * v['within_tolerance']:.2f}%, max error {v['max_abs_error']:.5f} "
+                f"(step {v['quantization_step']:.5f})"
+            )
+        return "\n".join(lines)
+
+
+def _input_specs(model, batch_size):
+    specs = []
+    for tensor in model.inputs:
+        shape = (batch_size, *tensor.shape[1:])
+        specs.append(tf.TensorSpec(shape, tensor.dtype or "float32", name=_name(tensor)))
+    return specs
+
+
+def _name(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history[0].name if history else None
+
+
+def _frozen_function(model, batch_size):
+    # The converter only reads FakeQuant ranges that are constants, so variables are frozen.
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    specs = _input_specs(model, batch_size)
+    single = len(specs) == 1
+
+    @tf.function(input_signature=specs)
+    def serve(*inputs):
+        outputs = model(inputs[0] if single else list(inputs), training=False)
+        return outputs
+
+    return convert_variables_to_constants_v2(serve.get_concrete_function())
+
+
+def _has_pruned_channels(model):
+    from tf_aat import _graph
+    from tf_aat._wrapper import CompressionWrapper
+
+    for layer in _graph.leaf_layers(model):
+        mask = getattr(layer, "mask", None) if isinstance(layer, CompressionWrapper) else None
+        if mask is not None and float(np.min(keras.ops.convert_to_numpy(mask))) < 0.5:
+            return True
+    return False
+
+
+def _representative(model, data, num_samples):
+    def generator():
+        for batch in _data.take_samples(data, num_samples, batch_size=1):
+            for i in range(_data.batch_length(batch)):
+                yield [np.asarray(a[i : i + 1], "float32") for a in tree.flatten(batch)]
+
+    return generator
+
+
+def export_tflite(
+    model,
+    path,
+    representative_data=None,
+    int8_io=False,
+    verify_data=None,
+    *,
+    batch_size=None,
+    num_representative_samples=100,
+    require_int8=True,
+    min_argmax_agreement=0.99,
+    tolerance_steps=2.0,
+    min_within_tolerance=0.99,
+    raise_on_mismatch=True,
+):
+    """Converts a quantization-aware Keras model to an int8 TFLite file.
+
+    The fake-quantizers' ranges become the int8 scales and zero points, so the
+    file computes what the Keras model simulated. Works on the model from
+    `create_compressed_model` and on `ctrl.strip_model(...)` (pruned filters
+    removed), also after a `.keras` save and load.
+
+    Args:
+        model: the Keras model (single or multiple inputs). Pruned filters
+            still in it are removed first (`tf_aat.strip_model`).
+        path: where to write the `.tflite` file.
+        representative_data: optional calibration inputs (any form
+            `create_compressed_model`'s `init_data` takes) for tensors without a
+            learned range; a QAT model needs none.
+        int8_io: make the model's inputs and outputs int8 too (the caller then
+            quantizes inputs with the input tensor's scale and zero point).
+        verify_data: optional inputs to run through both models; the result
+            goes into `TFLiteExport.verification`.
+        batch_size: fixed batch size of the TFLite inputs (None: resizable).
+        num_representative_samples: samples read from `representative_data`.
+        require_int8: raise if a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED
+            op is not int8.
+        min_argmax_agreement, tolerance_steps, min_within_tolerance: the
+            verification passes when the argmax of the last axis agrees on at
+            least `min_argmax_agreement` of the samples and at least
+            `min_within_tolerance` of the output values are within
+            `tolerance_steps` quantization steps of the output.
+        raise_on_mismatch: raise `TFLiteExportError` when verification fails
+            (otherwise only report it).
+
+    Returns:
+        A `TFLiteExport` with the path, the file size, the op list and the
+        verification figures.
+
+    Example:
+
+    ```python
+    ctrl, qat_model = tf_aat.create_compressed_model(model, config, init_data=x_train)
+    qat_model.fit(x_train, y_train, epochs=1)
+    report = tf_aat.export_tflite(qat_model, "model.tflite", verify_data=x_test)
+    print(report)
+    ```
+    """
+    path = os.fspath(path)
+    if _has_pruned_channels(model):
+        # Zeroed BatchNormalization scales would fold into zero weight scales, which
+        # TFLite rejects; removing the pruned filters first is exact and smaller.
+        from tf_aat.pruning._strip import strip_model
+
+        model = strip_model(model)
+    function = _frozen_function(model, batch_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if representative_data is not None:
+        converter.representative_dataset = _representative(
+            model, representative_data, num_representative_samples
+        )
+    if int8_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    flatbuffer = converter.convert()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(flatbuffer)
+    report = TFLiteExport(path=path, size_bytes=len(flatbuffer), ops=tflite_ops(flatbuffer))
+    if require_int8 and report.float_ops:
+        raise TFLiteExportError(
+            "Expected every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op to run in int8. "
+            "Layers without a learned range (ignored by the config, or of a type tf_aat does not "
+            "quantize) stay float; quantize them, pass `representative_data`, or pass "
+            f"require_int8=False. Received: float ops={[(o.op, o.input_dtypes) for o in report.float_ops]}"
+        )
+    if verify_data is not None:
+        report.verification = verify_tflite(
+            model,
+            flatbuffer,
+            verify_data,
+            tolerance_steps=tolerance_steps,
+        )
+        v = report.verification
+        failed = (
+            v["argmax_agreement"] < min_argmax_agreement
+            or v["within_tolerance"] < min_within_tolerance
+        )
+        v["passed"] = not failed
+        if failed and raise_on_mismatch:
+            raise TFLiteExportError(
+                f"The TFLite model does not follow the Keras model closely enough (expected "
+                f"argmax agreement >= {min_argmax_agreement} and >= {min_within_tolerance} of "
+                f"values within {tolerance_steps} quantization steps). Received: {v}"
+            )
+    return report
+
+
+def _output_quantization(interpreter, int8_io):
+    """(scale, zero_point) of the int8 tensor the model's first output comes from."""
+    output = interpreter.get_output_details()[0]
+    scale, zero_point = output["quantization"]
+    if scale:
+        return scale, zero_point
+    # A float output is a DEQUANTIZE of the int8 result: read that tensor's parameters.
+    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+    for detail in interpreter._get_ops_details():
+        if output["index"] in detail["outputs"] and detail["op_name"] == "DEQUANTIZE":
+            return tensors[detail["inputs"][0]]["quantization"]
+    return 0.0, 0
+
+
+def run_tflite(interpreter, inputs):
+    """Runs `inputs` (one array per model input, any batch size) and returns the outputs."""
+    details = interpreter.get_input_details()
+    inputs = tree.flatten(inputs)
+    for detail, array in zip(details, inputs):
+        if tuple(detail["shape"]) != array.shape:
+            interpreter.resize_tensor_input(detail["index"], array.shape)
+    interpreter.allocate_tensors()
+    for detail, array in zip(details, inputs):
+        scale, zero_point = detail["quantization"]
+        if detail["dtype"] == np.int8:
+            array = np.clip(np.round(array / scale + zero_point), -128, 127)
+        interpreter.set_tensor(detail["index"], array.astype(detail["dtype"]))
+    interpreter.invoke()
+    outputs = []
+    for detail in interpreter.get_output_details():
+        value = interpreter.get_tensor(detail["index"])
+        scale, zero_point = detail["quantization"]
+        if detail["dtype"] == np.int8:
+            value = (value.astype("float32") - zero_point) * scale
+        outputs.append(value)
+    return outputs
+
+
+def verify_tflite(model, tflite_model, data, tolerance_steps=2.0, batch_size=64):
+    """Compares the first output of `model` and of a TFLite model on the inputs of `data`.
+
+    Returns a dict: `num_samples`, `argmax_agreement` (fraction of samples
+    whose argmax over the last axis agrees), `within_tolerance` (fraction of
+    output values within `tolerance_steps` output quantization steps),
+    `max_abs_error` and `quantization_step`.
+    """
+    if isinstance(tflite_model, (bytes, bytearray)):
+        interpreter = make_interpreter(model_content=bytes(tflite_model))
+    else:
+        interpreter = make_interpreter(model_path=tflite_model)
+    interpreter.allocate_tensors()
+    int8_io = interpreter.get_output_details()[0]["dtype"] == np.int8
+    step, _ = _output_quantization(interpreter, int8_io)
+    fixed_batch = interpreter.get_input_details()[0]["shape_signature"][0] != -1
+    keras_outputs, tflite_outputs = [], []
+    for batch in _data.input_batches(data, batch_size):
+        flat = [np.asarray(a, "float32") for a in tree.flatten(batch)]
+        expected = tree.flatten(model(flat[0] if len(flat) == 1 else flat, training=False))[0]
+        keras_outputs.append(keras.ops.convert_to_numpy(expected))
+        if fixed_batch:
+            rows = [
+                run_tflite(interpreter, [a[i : i + 1] for a in flat])[0]
+                for i in range(len(flat[0]))
+            ]
+            tflite_outputs.append(np.concatenate(rows))
+        else:
+            tflite_outputs.append(run_tflite(interpreter, flat)[0])
+    expected = np.concatenate(keras_outputs).astype("float32")
+    actual = np.concatenate(tflite_outputs).astype("float32").reshape(expected.shape)
+    error = np.abs(expected - actual)
+    tolerance = tolerance_steps * step + 1e-6 if step else 1e-3 * (np.abs(expected).max() + 1)
+    agreement = (
+        float(np.mean(expected.argmax(-1) == actual.argmax(-1))) if expected.ndim > 1 else 1.0
+    )
+    return {
+        "num_samples": int(expected.shape[0]),
+        "argmax_agreement": agreement,
+        "within_tolerance": float(np.mean(error <= tolerance)),
+        "tolerance_steps": float(tolerance_steps),
+        "quantization_step": float(step),
+        "max_abs_error": float(error.max()) if error.size else 0.0,
+    }

@@ -1,0 +1,238 @@
+"""Where fake-quantizers go: the placement that matches TFLite's fused int8 kernels.
+
+TFLite runs `conv + bias + BatchNormalization + ReLU/ReLU6` as one int8 op
+(the converter folds the BatchNormalization into the kernel and the
+activation into the output clamp), so only the end of such a chain has an
+int8 tensor, and only there may the Keras model round. The same holds for an
+element-wise merge followed by a ReLU. Ops that keep the scale of their input
+(max pooling, reshapes, padding, dropout) need no quantizer; every other op
+output gets one, and so does each model input.
+"""
+
+import keras
+
+from tf_aat import _graph
+from tf_aat._errors import ConfigError
+from tf_aat.pruning import _channels
+from tf_aat.pruning._channels import matches_scope, unwrap
+from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
+
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_DENSE = (keras.layers.Dense,)
+_UNSUPPORTED_WEIGHTED = (
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+_MERGES_WITH_ACTIVATION = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
+# Ops whose int8 kernel keeps the input's scale and zero point.
+_SAME_SCALE = (
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.GlobalMaxPooling1D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalMaxPooling3D,
+    keras.layers.Flatten,
+    keras.layers.Reshape,
+    keras.layers.Permute,
+    keras.layers.RepeatVector,
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.ZeroPadding3D,
+    keras.layers.Cropping1D,
+    keras.layers.Cropping2D,
+    keras.layers.Cropping3D,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+    keras.layers.SpatialDropout3D,
+    keras.layers.GaussianNoise,
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.ActivityRegularization,
+    keras.layers.Identity,
+    keras.layers.InputLayer,
+)
+_FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
+
+# Activation quantizers keep channels and map 0 to (nearly) 0: pruning follows through them.
+if ActivationQuantizer not in _channels.PASSTHROUGH_TYPES:
+    _channels.PASSTHROUGH_TYPES.append(ActivationQuantizer)
+
+
+def _activation_name(layer):
+    """The fused-activation name of `layer` ("linear", "relu", "relu6") or None."""
+    if isinstance(layer, keras.layers.ReLU):
+        plain = not layer.negative_slope and not layer.threshold
+        if plain and layer.max_value is None:
+            return "relu"
+        if plain and layer.max_value is not None and float(layer.max_value) == 6.0:
+            return "relu6"
+        return None
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    name = getattr(activation, "__name__", str(activation))
+    return name if name in _FUSABLE_ACTIVATIONS else None
+
+
+def _is_activation_layer(layer):
+    return isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
+
+
+def _is_float(shape_dtype):
+    return shape_dtype is None or "float" in str(shape_dtype)
+
+
+class QuantizationPlan:
+    """Weight quantizers and output quantizers for each layer of one model."""
+
+    def __init__(self, model, params):
+        self.params = params
+        self.graph = _graph.flatten(model)
+        self._weighted = {}  # id(layer) -> "conv" | "depthwise" | "dense"
+        self._quantize_output = set()  # id(layer)
+        self.skipped = []  # (layer name, reason)
+        self._analyse()
+
+    # -- analysis --------------------------------------------------------
+    def _selected(self, layer):
+        p = self.params
+        if p.ignored_scopes and matches_scope(layer.name, p.ignored_scopes):
+            return False
+        if p.target_scopes and not matches_scope(layer.name, p.target_scopes):
+            return False
+        return True
+
+    def _analyse(self):
+        graph = self.graph
+        consumers = graph.consumers()
+        outputs = set(graph.outputs)
+        calls = graph.calls_per_layer()
+
+        def only_consumer(node):
+            """The single node reading `node`'s output, if it is folded into `node`'s op."""
+            if len(node.outputs) != 1 or node.outputs[0] in outputs:
+                return None
+            readers = consumers.get(node.outputs[0], [])
+            if len(readers) != 1 or calls.get(id(readers[0].layer), 0) != 1:
+                return None
+            return readers[0]
+
+        fused = set()  # id(layer) of layers whose output lives only inside a fused op
+        for node in graph.nodes:
+            layer = unwrap(node.layer)
+            kind = self._weight_kind(layer)
+            selected = self._selected(layer)
+            if kind is not None and selected:
+                self._weighted[id(layer)] = kind
+            elif isinstance(layer, _UNSUPPORTED_WEIGHTED):
+                self.skipped.append(
+                    (layer.name, f"{type(layer).__name__} has no int8 QAT support in tf_aat")
+                )
+            if kind is None and not isinstance(layer, _MERGES_WITH_ACTIVATION):
+                continue
+            if calls.get(id(layer), 0) != 1:
+                continue
+            # Follow the chain TFLite fuses into one op.
+            last = node
+            activation = _activation_name(layer)
+            if kind in ("conv", "depthwise", "dense") and activation == "linear":
+                reader = only_consumer(last)
+                if reader is not None and isinstance(
+                    unwrap(reader.layer), keras.layers.BatchNormalization
+                ):
+                    self._check_batch_norm(layer, kind, unwrap(reader.layer))
+                    fused.add(id(last.layer))
+                    last = reader
+            if activation == "linear":
+                reader = only_consumer(last)
+                if (
+                    reader is not None
+                    and _is_activation_layer(unwrap(reader.layer))
+                    and _activation_name(unwrap(reader.layer)) in ("relu", "relu6")
+                ):
+                    fused.add(id(last.layer))
+        for node in graph.nodes:
+            layer = unwrap(node.layer)
+            if id(node.layer) in fused or isinstance(layer, (*_SAME_SCALE, ActivationQuantizer)):
+                continue
+            if not self._selected(layer):
+                continue
+            self._quantize_output.add(id(node.layer))
+
+    def _weight_kind(self, layer):
+        if isinstance(layer, _DEPTHWISE):
+            return "depthwise"
+        if isinstance(layer, _CONVOLUTIONS) and getattr(layer, "groups", 1) == 1:
+            return "conv"
+        if isinstance(layer, _DENSE):
+            return "dense"
+        return None
+
+    def _check_batch_norm(self, layer, kind, batch_norm):
+        key = self.params.key_path
+        if kind == "dense":
+            raise ConfigError(
+                f"{key}.ignored_scopes",
+                f"Dense layer {layer.name!r} not followed by a BatchNormalization "
+                f"({batch_norm.name!r}): the converter cannot fold it into a per-tensor "
+                "quantized FULLY_CONNECTED kernel, so TFLite would run something else",
+                list(self.params.ignored_scopes),
+                f"Add {layer.name!r} to `ignored_scopes` or fold the BatchNormalization into "
+                "the Dense layer before compression.",
+            )
+        if not self.params.weights.per_channel:
+            raise ConfigError(
+                f"{key}.weights.per_channel",
+                f"true for {layer.name!r}, which is followed by BatchNormalization "
+                f"{batch_norm.name!r}: TFLite folds the BatchNormalization scale into the "
+                "kernel per channel, and only per-channel weight ranges survive that exactly",
+                False,
+                "Remove `per_channel` (TFLite's default is per-channel) or ignore the layer.",
+            )
+
+    # -- what create_compressed_model asks for ------------------------------
+    def weight_quantizers(self, layer):
+        """New weight quantizers for the original `layer` (empty if it is not quantized)."""
+        kind = self._weighted.get(id(layer))
+        if kind is None:
+            return {}
+        per_channel = self.params.weights.per_channel and kind != "dense"
+        axes = (-2, -1) if kind == "depthwise" else (-1,)
+        return {"kernel": WeightQuantizer(per_channel=per_channel, channel_axes=axes)}
+
+    def layers_after(self, layer):
+        """Layers inserted after the output of the original `layer`."""
+        if id(layer) not in self._quantize_output:
+            return []
+        return [self._activation_quantizer(f"{layer.name}_quantizer")]
+
+    def input_layers(self, tensor):
+        """Layers applied to a model input first (the input quantizer)."""
+        if not self.params.quantize_inputs or not _is_float(tensor.dtype):
+            return []
+        history = getattr(tensor, "_keras_history", None)
+        name = history[0].name if history else "input"
+        return [self._activation_quantizer(f"{name}_quantizer")]
+
+    def _activation_quantizer(self, name):
+        symmetric = self.params.activations.mode == "symmetric"
+        return ActivationQuantizer(symmetric=symmetric, name=name)
+
+    def make_controller(self, compressed_model, init_data):
+        from tf_aat.quantization._controller import QuantizationController
+
+        controller = QuantizationController(compressed_model, self.params, skipped=self.skipped)
+        if init_data is not None:
+            controller.initialize(init_data)
+        return controller
+
+
+def quantization_plan(model, params):
+    """The quantizers `create_compressed_model` inserts into `model` for `params`."""
+    return QuantizationPlan(model, params)

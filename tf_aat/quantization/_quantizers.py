@@ -1,0 +1,213 @@
+"""Fake-quantizer layers: what int8 TFLite does to weights and activations, simulated in float.
+
+Both use TensorFlow's `FakeQuantWithMinMaxVars[PerChannel]` ops, which the
+TFLite converter turns into real int8 quantization parameters. Their gradient
+is the straight-through estimator inside the range and zero outside it.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+# A pruned (all-zero) channel has no range; this keeps the scale finite.
+_MINIMAL_RANGE = 1e-6
+
+
+@keras.saving.register_keras_serializable(package="tf_aat")
+class WeightQuantizer(keras.layers.Layer):
+    """Fake-quantizes a weight tensor symmetrically, per output channel or per tensor.
+
+    The range is the largest absolute value of the current weights, computed in
+    every call (as the converter freezes it), so it follows training and
+    pruning masks without state. `channel_axes` are the axes that together
+    index the output channels TFLite quantizes: `(-1,)` for Conv and Dense
+    kernels, `(-2, -1)` for a DepthwiseConv2D kernel `(h, w, in, multiplier)`,
+    whose TFLite channels are `in * multiplier`.
+
+    Args:
+        num_bits: bits of the integer type (TFLite int8 needs 8).
+        per_channel: one range per output channel instead of one per tensor.
+        narrow_range: use `[-127, 127]` instead of `[-128, 127]` (TFLite's
+            weight spec).
+        channel_axes: the channel axes described above.
+
+    Example:
+
+    ```python
+    quantizer = tf_aat.quantization.WeightQuantizer()
+    kernel = np.random.rand(3, 3, 4, 8).astype("float32")
+    quantized = quantizer(kernel)  # 8 ranges, 255 levels each
+    ```
+    """
+
+    def __init__(
+        self, num_bits=8, per_channel=True, narrow_range=True, channel_axes=(-1,), **kwargs
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(num_bits, int) or not 2 <= num_bits <= 16:
+            raise ValueError(f"Expected num_bits in [2, 16]. Received: num_bits={num_bits!r}")
+        self.num_bits = num_bits
+        self.per_channel = bool(per_channel)
+        self.narrow_range = bool(narrow_range)
+        self.channel_axes = tuple(int(a) for a in channel_axes)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def _channel_shape(self, shape):
+        rank = len(shape)
+        axes = sorted(a % rank for a in self.channel_axes)
+        if axes != list(range(rank - len(axes), rank)):
+            raise ValueError(
+                "Expected the channel axes to be the trailing axes of the weight. "
+                f"Received: channel_axes={self.channel_axes}, weight shape={tuple(shape)}"
+            )
+        return axes
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        if not self.per_channel:
+            bound = tf.maximum(tf.reduce_max(tf.abs(x)), _MINIMAL_RANGE)
+            return tf.quantization.fake_quant_with_min_max_vars(
+                x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range
+            )
+        shape = x.shape
+        axes = self._channel_shape(shape)
+        if len(axes) > 1:
+            # Merge the channel axes into the last one, as TFLite lays the kernel out.
+            channels = int(np.prod([shape[a] for a in axes]))
+            x = tf.reshape(x, [*shape[: axes[0]], channels])
+        reduce_axes = list(range(len(x.shape) - 1))
+        bound = tf.maximum(tf.reduce_max(tf.abs(x), axis=reduce_axes), _MINIMAL_RANGE)
+        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range
+        )
+        return tf.reshape(quantized, shape) if len(axes) > 1 else quantized
+
+    def slice_channels(self, keep):
+        """A quantizer for the weight with only the `keep` channels (it holds no state)."""
+        del keep
+        return type(self).from_config(self.get_config())
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_bits=self.num_bits,
+            per_channel=self.per_channel,
+            narrow_range=self.narrow_range,
+            channel_axes=list(self.channel_axes),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_aat")
+class ActivationQuantizer(keras.layers.Layer):
+    """Fake-quantizes a tensor per tensor with a range learned from the data.
+
+    The range lives in two non-trainable variables, `range_min` and
+    `range_max`. The controller initialises them from calibration data; in
+    training mode each batch moves them by an exponential moving average of the
+    batch minimum and maximum (the first training batch sets them directly if
+    no calibration ran). Inference uses them as they are, as TFLite will.
+
+    Args:
+        num_bits: bits of the integer type (TFLite int8 needs 8).
+        symmetric: a range `[-m, m]` (zero point 0) instead of `[min, max]`.
+        ema_decay: weight of the old range in each training update.
+
+    Example:
+
+    ```python
+    quantizer = tf_aat.quantization.ActivationQuantizer()
+    y = quantizer(np.random.randn(4, 8).astype("float32"), training=True)
+    ```
+    """
+
+    def __init__(self, num_bits=8, symmetric=False, ema_decay=0.999, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_bits, int) or not 2 <= num_bits <= 16:
+            raise ValueError(f"Expected num_bits in [2, 16]. Received: num_bits={num_bits!r}")
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"Expected ema_decay in [0, 1). Received: ema_decay={ema_decay!r}")
+        self.num_bits = num_bits
+        self.symmetric = bool(symmetric)
+        self.ema_decay = float(ema_decay)
+        self.observer = None  # set by range initialisation, read only in eager calls
+        self.supports_masking = True
+
+    def build(self, input_shape=None):
+        self.range_min = self.add_weight(
+            name="range_min",
+            shape=(),
+            initializer=keras.initializers.Constant(-6.0),
+            trainable=False,
+        )
+        self.range_max = self.add_weight(
+            name="range_max",
+            shape=(),
+            initializer=keras.initializers.Constant(6.0),
+            trainable=False,
+        )
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), initializer="zeros", trainable=False
+        )
+        self.built = True
+
+    def _bounds(self, low, high):
+        if self.symmetric:
+            bound = tf.maximum(tf.maximum(-low, high), _MINIMAL_RANGE)
+            return -bound, bound
+        # TFLite needs 0 inside the range (it must be exactly representable).
+        low = tf.minimum(low, 0.0)
+        high = tf.maximum(tf.maximum(high, 0.0), low + _MINIMAL_RANGE)
+        return low, high
+
+    def call(self, inputs, training=None):
+        x = tf.convert_to_tensor(inputs)
+        if self.observer is not None:
+            # Range initialisation: record the float tensor, pass it through unchanged.
+            self.observer(self, x)
+            return x
+        low = tf.cast(self.range_min, x.dtype)
+        high = tf.cast(self.range_max, x.dtype)
+        if training:
+            batch_min = tf.reduce_min(x)
+            batch_max = tf.reduce_max(x)
+            started = tf.cast(self.initialized, x.dtype)
+            decay = self.ema_decay * started
+            low = decay * low + (1.0 - decay) * batch_min
+            high = decay * high + (1.0 - decay) * batch_max
+            self.range_min.assign(tf.cast(low, self.range_min.dtype))
+            self.range_max.assign(tf.cast(high, self.range_max.dtype))
+            self.initialized.assign(ops.ones_like(self.initialized))
+        low, high = self._bounds(tf.cast(low, tf.float32), tf.cast(high, tf.float32))
+        y = tf.quantization.fake_quant_with_min_max_vars(
+            tf.cast(x, tf.float32), low, high, num_bits=self.num_bits, narrow_range=False
+        )
+        return tf.cast(y, x.dtype)
+
+    def set_range(self, low, high):
+        """Sets the range (for example from calibration) and marks it initialised."""
+        self.range_min.assign(float(low))
+        self.range_max.assign(float(high))
+        self.initialized.assign(1.0)
+
+    @property
+    def quantization_step(self):
+        """The float value of one integer step with the current range."""
+        low, high = self._bounds(
+            tf.constant(float(self.range_min.numpy())), tf.constant(float(self.range_max.numpy()))
+        )
+        return float(high - low) / (2**self.num_bits - 1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_bits=self.num_bits, symmetric=self.symmetric, ema_decay=self.ema_decay)
+        return config
