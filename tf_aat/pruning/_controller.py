@@ -32,7 +32,9 @@ class FilterPruningController:
         self.groups = [g for g in analysis.groups if g.prunable]
         self._importance = IMPORTANCE_FUNCTIONS[params.importance]
         self._passthrough = [
-            use for use in analysis.uses if use.kind == "passthrough" and hasattr(use.layer, "mask")
+            use
+            for use in analysis.uses
+            if use.kind == "passthrough" and getattr(use.layer, "mask", None) is not None
         ]
         self._rate = 0.0
         self._level = 0.0
