@@ -5,7 +5,7 @@ import math
 import keras
 import numpy as np
 
-from tf_aat.pruning._channels import _DEPTHWISE, Channels, unwrap
+from tf_aat.pruning._channels import _DEPTHWISE, unwrap
 
 
 def keep_vector(channels, unit_keep):
@@ -86,7 +86,8 @@ def model_cost(analysis, unit_keep):
         in_shape = node.input_shapes[0] if node.input_shapes else ()
         out_shape = node.output_shapes[0] if node.output_shapes else ()
         in_active = out_active = None
-        channels = (kinds.get("consumer") or kinds.get("passthrough") or _no_use()).channels
+        use = kinds.get("consumer") or kinds.get("passthrough")
+        channels = use.channels if use is not None else None
         if channels is not None:
             in_active = int(keep_vector(channels, unit_keep).sum())
         if "passthrough" in kinds:
@@ -115,10 +116,6 @@ def model_cost(analysis, unit_keep):
     return rows
 
 
-class _no_use:
-    channels = None
-
-
 def unit_keep_from_wrappers(analysis):
     """Reads each unit's keep flags from the `mask` of its wrapper, if it has one."""
     keep = {}
@@ -127,7 +124,3 @@ def unit_keep_from_wrappers(analysis):
         if mask is not None:
             keep[key] = keras.ops.convert_to_numpy(mask) > 0.5
     return keep
-
-
-def channels_of_use(use):
-    return use.channels if use.channels is not None else Channels([])
