@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -261,7 +262,10 @@ def export_tflite(
     if int8_io:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+    with warnings.catch_warnings():
+        # A QAT graph carries its input range in its first FakeQuant; nothing is missing.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        flatbuffer = converter.convert()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with open(path, "wb") as f:

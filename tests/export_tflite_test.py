@@ -1,0 +1,101 @@
+"""int8 TFLite export of QAT models: every conv / depthwise / dense op int8, outputs faithful."""
+
+import numpy as np
+import pytest
+
+import tf_aat
+from tests.quantization import models
+from tf_aat._export import INT8_OPS, TFLiteExportError, export_tflite, tflite_ops
+
+QUANTIZATION = {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 64}}}
+PRUNING = {
+    "algorithm": "filter_pruning",
+    "pruning_init": 0.5,
+    "params": {"prune_first_conv": True},
+}
+
+
+def _qat_model(name, pruning):
+    model = models.MODELS[name]()
+    models.randomize_batch_norm(model)
+    sections = [PRUNING, QUANTIZATION] if pruning else QUANTIZATION
+    x = models.images(64)
+    ctrl, qat = tf_aat.create_compressed_model(model, {"compression": sections}, init_data=x)
+    # A few training steps move the ranges (EMA) and the weights away from initialisation.
+    qat.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    qat.fit(x, models.labels(64), batch_size=16, epochs=1, verbose=0)
+    return ctrl, qat
+
+
+@pytest.mark.parametrize("pruning", [False, True], ids=["qat", "pruned_qat"])
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_export_is_int8_and_faithful(name, pruning, tmp_path):
+    ctrl, qat = _qat_model(name, pruning)
+    model = ctrl.strip_model(qat) if pruning else qat
+    held_out = models.images(300, seed=7)
+    report = export_tflite(model, tmp_path / "model.tflite", verify_data=held_out)
+
+    assert (tmp_path / "model.tflite").stat().st_size == report.size_bytes
+    compute = [op for op in report.ops if op.op in INT8_OPS]
+    assert {op.op for op in compute} >= {"CONV_2D", "FULLY_CONNECTED"}
+    for op in compute:
+        assert op.input_dtypes[0] == "int8", op
+        assert op.weight_dtype == "int8", op
+    # Only the entry QUANTIZE and the exit DEQUANTIZE touch float tensors.
+    float_ops = [op.op for op in report.ops if "float32" in op.input_dtypes + op.output_dtypes]
+    assert sorted(float_ops) == ["DEQUANTIZE", "QUANTIZE"]
+    verification = report.verification
+    assert verification["passed"]
+    assert verification["argmax_agreement"] >= 0.99
+    assert verification["within_tolerance"] >= 0.99
+    if pruning:
+        full = export_tflite(qat, tmp_path / "unstripped.tflite")
+        assert full.size_bytes == report.size_bytes  # pruned filters are removed on export too
+
+
+def test_int8_inputs_and_outputs(tmp_path):
+    _, qat = _qat_model("plain", pruning=False)
+    held_out = models.images(100, seed=3)
+    report = export_tflite(qat, tmp_path / "io.tflite", int8_io=True, verify_data=held_out)
+    assert "QUANTIZE" not in [op.op for op in report.ops]
+    assert all("float32" not in op.input_dtypes for op in report.ops)
+    assert report.verification["argmax_agreement"] >= 0.99
+    assert "argmax agreement" in str(report)
+
+
+def test_tflite_ops_reads_a_file(tmp_path):
+    _, qat = _qat_model("depthwise", pruning=False)
+    export_tflite(qat, tmp_path / "m.tflite")
+    ops = tflite_ops(tmp_path / "m.tflite")
+    depthwise = [op for op in ops if op.op == "DEPTHWISE_CONV_2D"]
+    assert len(depthwise) == 2 and all(op.is_int8 for op in depthwise)
+
+
+def test_float_model_is_reported_not_int8(tmp_path):
+    model = models.plain_cnn()
+    with pytest.raises(TFLiteExportError, match="Expected every CONV_2D"):
+        export_tflite(model, tmp_path / "float.tflite")
+    report = export_tflite(model, tmp_path / "float.tflite", require_int8=False)
+    assert report.float_ops
+
+
+def test_verification_failure_raises(tmp_path):
+    _, qat = _qat_model("plain", pruning=False)
+    held_out = models.images(50, seed=3)
+    with pytest.raises(TFLiteExportError, match="does not follow the Keras model"):
+        export_tflite(
+            qat,
+            tmp_path / "m.tflite",
+            verify_data=held_out,
+            tolerance_steps=0.0,
+            min_within_tolerance=1.01,
+        )
+    report = export_tflite(
+        qat,
+        tmp_path / "m.tflite",
+        verify_data=held_out,
+        min_within_tolerance=1.01,
+        raise_on_mismatch=False,
+    )
+    assert not report.verification["passed"]
+    np.testing.assert_array_less(0.0, report.verification["quantization_step"])
