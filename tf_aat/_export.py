@@ -201,6 +201,7 @@ def export_tflite(
     tolerance_steps=2.0,
     min_within_tolerance=0.99,
     raise_on_mismatch=True,
+    quantize=True,
 ):
     """Converts a quantization-aware Keras model to an int8 TFLite file.
 
@@ -231,6 +232,8 @@ def export_tflite(
             `tolerance_steps` quantization steps of the output.
         raise_on_mismatch: raise `TFLiteExportError` when verification fails
             (otherwise only report it).
+        quantize: False writes a plain float model (a baseline to compare
+            with); `require_int8` is then ignored.
 
     Returns:
         A `TFLiteExport` with the path, the file size, the op list and the
@@ -254,8 +257,11 @@ def export_tflite(
         model = strip_model(model)
     function = _frozen_function(model, batch_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if representative_data is not None:
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    else:
+        require_int8 = int8_io = False
+    if quantize and representative_data is not None:
         converter.representative_dataset = _representative(
             model, representative_data, num_representative_samples
         )
