@@ -146,7 +146,7 @@ def main(argv):
         "compressed_accuracy": stripped_accuracy,
         "compression_rate": ctrl.compression_rate,
         "criterion_met": bool(result.criterion_met),
-        "epochs": result.epochs_spent if hasattr(result, "epochs_spent") else None,
+        "epochs": result.epochs,
         "baseline_params": model.count_params(),
         "stripped_params": stripped.count_params(),
         "statistics": statistics.to_dict(),

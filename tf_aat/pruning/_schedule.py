@@ -71,6 +71,8 @@ class PruningScheduler:
         last = self.pruning_steps - 1
         if last <= 0 or t >= last:
             return self.target_level
+        if t == 0:
+            return min(self.initial_level, self.target_level)
         if self.schedule == "exponential":
             initial_density = 1.0 - self.initial_level
             target_density = 1.0 - self.target_level
