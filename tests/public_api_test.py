@@ -3,6 +3,13 @@
 import tf_aat
 
 EXPECTED = {
+    "ActivationQuantizer",
+    "QuantizationController",
+    "TFLiteExport",
+    "TFLiteExportError",
+    "WeightQuantizer",
+    "export_tflite",
+    "tflite_ops",
     "AccuracyAwareCallback",
     "AccuracyAwareParams",
     "AccuracyAwareResult",

@@ -3,6 +3,7 @@
 from tf_aat._api import CompositeCompressionController, create_compressed_model
 from tf_aat._config import CompressionConfig
 from tf_aat._errors import ConfigError
+from tf_aat._export import TFLiteExport, TFLiteExportError, export_tflite, tflite_ops
 from tf_aat._graph import UnsupportedModelError
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.accuracy_aware import (
@@ -18,10 +19,18 @@ from tf_aat.accuracy_aware._runner import (
 )
 from tf_aat.pruning._controller import FilterPruningController
 from tf_aat.pruning._strip import strip_model
+from tf_aat.quantization import ActivationQuantizer, QuantizationController, WeightQuantizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationQuantizer",
+    "QuantizationController",
+    "TFLiteExport",
+    "TFLiteExportError",
+    "WeightQuantizer",
+    "export_tflite",
+    "tflite_ops",
     "AccuracyAwareCallback",
     "AccuracyAwareParams",
     "AccuracyAwareResult",
