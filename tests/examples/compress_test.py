@@ -1,36 +1,52 @@
-"""The main example runs end to end with tiny flags, through both drivers."""
+"""The example scripts run end to end with tiny flags, as a user runs them."""
 
+import glob
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
-from examples import compress
+import tf_aat
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "examples" / "configs"
 
 
-@pytest.fixture(autouse=True)
-def _parse_flags():
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS(["compress"])
+def run_module(module, *flags, timeout=600):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", module, *flags],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
 
 
 @pytest.mark.parametrize("driver", ["callback", "runner"])
 def test_compress_digits_end_to_end(tmp_path, driver):
-    with flagsaver.flagsaver(
-        log_dir=str(tmp_path),
-        driver=driver,
-        baseline_epochs=4,
-        epochs=6,
-        verbose=0,
-        export=(driver == "callback"),
-    ):
-        compress.main([])
+    export = "--export" if driver == "callback" else "--noexport"
+    out = run_module(
+        "examples.compress",
+        f"--log_dir={tmp_path}",
+        f"--driver={driver}",
+        "--baseline_epochs=4",
+        "--epochs=6",
+        "--verbose=0",
+        export,
+    )
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["stripped_params"] <= metrics["baseline_params"]
     assert (tmp_path / "summary.md").exists()
     assert (tmp_path / "compressed_stripped.keras").exists()
     assert metrics["compression_rate"] > 0.0
+    assert "Accuracy:" in out and "FLOPs reduction:" in out
     if driver == "callback":  # the default config is pruning + int8: exported and evaluated
         assert (tmp_path / "compressed_int8.tflite").exists()
         assert 0.0 <= metrics["tflite_accuracy"] <= 1.0
@@ -39,23 +55,39 @@ def test_compress_digits_end_to_end(tmp_path, driver):
 
 @pytest.mark.parametrize("config", ["digits_pruning_adaptive.json", "digits_early_exit_int8.json"])
 def test_shipped_configs_run(tmp_path, config):
-    import os
-
-    path = os.path.join(os.path.dirname(compress.__file__), "configs", config)
-    with flagsaver.flagsaver(
-        log_dir=str(tmp_path), config=path, baseline_epochs=2, epochs=4, verbose=0, export=False
-    ):
-        compress.main([])
+    run_module(
+        "examples.compress",
+        f"--log_dir={tmp_path}",
+        f"--config={CONFIGS / config}",
+        "--baseline_epochs=2",
+        "--epochs=3",
+        "--verbose=0",
+        "--noexport",
+    )
     assert json.loads((tmp_path / "metrics.json").read_text())["stripped_params"] > 0
 
 
+def test_bad_config_fails_before_training(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"compression": {"algorithm": "filter_pruning", "params": {"pruning_taget": 0.3}}}'
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.compress", f"--config={bad}", f"--log_dir={tmp_path}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "Did you mean `pruning_target`" in result.stderr
+    assert not (tmp_path / "baseline.keras").exists()
+
+
 def test_every_shipped_config_is_valid():
-    import glob
-    import os
-
-    import tf_aat
-
-    paths = glob.glob(os.path.join(os.path.dirname(compress.__file__), "configs", "*.json"))
+    paths = glob.glob(str(CONFIGS / "*.json"))
     assert len(paths) >= 5
     for path in paths:
         assert tf_aat.CompressionConfig.from_json(path).accuracy_aware_training is not None
@@ -68,3 +100,27 @@ def test_unknown_dataset_and_missing_file_give_clear_errors():
         data.load("mnist")
     with pytest.raises(FileNotFoundError, match=r"Received: --cifar10_path='/nope.npz'"):
         data.load("cifar10", cifar10_path="/nope.npz")
+
+
+def test_benchmarks_run_with_tiny_flags(tmp_path):
+    out = run_module(
+        "examples.benchmarks.pruning_benchmark",
+        "--batch_size=8",
+        "--rounds=1",
+        "--steps=1",
+        "--resnet50_size=32",
+        "--noscale",
+        f"--output={tmp_path / 'pruning.json'}",
+    )
+    assert "with masks" in out
+    results = json.loads((tmp_path / "pruning.json").read_text())
+    assert results["resnet50"]["params_stripped"] < results["resnet50"]["params_full"]
+
+
+def test_qat_benchmark_runs_with_tiny_flags(tmp_path):
+    out = run_module(
+        "examples.benchmarks.qat_benchmark", "--batch_size=8", "--warmup_steps=1", "--rounds=1",
+        "--steps_per_round=1", "--latency_runs=2", "--notfmot",
+        f"--output={tmp_path / 'qat.json'}",
+    )
+    assert (tmp_path / "qat.json").exists(), out
