@@ -14,16 +14,20 @@ def listing(paths, indent="        "):
 
 
 library = rel(root.glob("tf_aat/**/*.py"))
-helpers = rel(
-    p for p in root.glob("tests/**/*.py") if not p.name.endswith("_test.py")
-)
+helpers = rel(p for p in root.glob("tests/**/*.py") if not p.name.endswith("_test.py"))
 examples = rel(root.glob("examples/**/*.py"))
 tests = rel(root.glob("tests/**/*_test.py"))
 print('load("@rules_python//python:defs.bzl", "py_library", "py_test")\n')
 print('package(default_visibility = ["//visibility:public"])\n')
-print(f'py_library(\n    name = "tf_aat",\n    srcs = [\n{listing(library)}\n    ],\n    imports = ["."],\n)\n')
-print(f'py_library(\n    name = "examples",\n    srcs = [\n{listing(examples)}\n    ],\n    data = glob(["examples/configs/*.json"]),\n    deps = [":tf_aat"],\n)\n')
-print(f'py_library(\n    name = "test_helpers",\n    srcs = [\n{listing(helpers)}\n    ],\n    deps = [":tf_aat"],\n)\n')
+print(
+    f'py_library(\n    name = "tf_aat",\n    srcs = [\n{listing(library)}\n    ],\n    imports = ["."],\n)\n'
+)
+print(
+    f'py_library(\n    name = "examples",\n    srcs = [\n{listing(examples)}\n    ],\n    data = glob(["examples/configs/*.json"]),\n    deps = [":tf_aat"],\n)\n'
+)
+print(
+    f'py_library(\n    name = "test_helpers",\n    srcs = [\n{listing(helpers)}\n    ],\n    deps = [":tf_aat"],\n)\n'
+)
 for test in tests:
     name = test[: -len(".py")].replace("/", "_")
     size = "large" if "examples" in test or "digits" in test else "medium"

@@ -72,4 +72,6 @@ def load(name, cifar10_path=None, train_limit=None, test_limit=None):
         return (x[:train_limit], y[:train_limit]), (test[0][:test_limit], test[1][:test_limit])
     if name == "cifar10":
         return load_cifar10(cifar10_path, train_limit, test_limit)
-    raise ValueError(f"Unknown dataset. Expected one of {list(DATASETS)}. Received: --dataset={name!r}")
+    raise ValueError(
+        f"Unknown dataset. Expected one of {list(DATASETS)}. Received: --dataset={name!r}"
+    )

@@ -21,8 +21,13 @@ def small_cnn(input_shape=(8, 8, 1), classes=10, width=16):
 
 def _conv_bn(x, filters, kernel, strides, name, activation=True):
     x = keras.layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", use_bias=False,
-        kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(1e-4),
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.l2(1e-4),
         name=f"{name}_conv",
     )(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -68,12 +73,14 @@ def mobilenet_v2_small(input_shape=(32, 32, 3), classes=10, alpha=0.5):
             shortcut = x
             y = x
             if expansion != 1:
-                y = keras.layers.Conv2D(x.shape[-1] * expansion, 1, use_bias=False,
-                                        name=f"{name}_expand")(y)
+                y = keras.layers.Conv2D(
+                    x.shape[-1] * expansion, 1, use_bias=False, name=f"{name}_expand"
+                )(y)
                 y = keras.layers.BatchNormalization(name=f"{name}_expand_bn")(y)
                 y = keras.layers.ReLU(6.0, name=f"{name}_expand_relu")(y)
-            y = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
-                                             name=f"{name}_depthwise")(y)
+            y = keras.layers.DepthwiseConv2D(
+                3, strides=strides, padding="same", use_bias=False, name=f"{name}_depthwise"
+            )(y)
             y = keras.layers.BatchNormalization(name=f"{name}_depthwise_bn")(y)
             y = keras.layers.ReLU(6.0, name=f"{name}_depthwise_relu")(y)
             y = keras.layers.Conv2D(width(channels), 1, use_bias=False, name=f"{name}_project")(y)

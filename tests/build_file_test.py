@@ -12,7 +12,5 @@ def test_build_lists_every_module_test_and_example():
         *ROOT.glob("tests/**/*_test.py"),
         *ROOT.glob("examples/**/*.py"),
     ]
-    missing = [
-        str(p.relative_to(ROOT)) for p in files if f'"{p.relative_to(ROOT)}"' not in build
-    ]
+    missing = [str(p.relative_to(ROOT)) for p in files if f'"{p.relative_to(ROOT)}"' not in build]
     assert not missing, f"Add these to BUILD: {missing}"

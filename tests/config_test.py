@@ -85,7 +85,12 @@ def test_seed_layout_with_filter_importance_aliases_and_extra_keys(tmp_path):
             r"pruning_init`: expected a value no larger than the pruning target 0\.3",
         ),
         (
-            {"compression": {"algorithm": "filter_pruning", "params": {"weight_importance": "taylor"}}},
+            {
+                "compression": {
+                    "algorithm": "filter_pruning",
+                    "params": {"weight_importance": "taylor"},
+                }
+            },
             r"weight_importance`: expected one of \['geometric_median', 'L1', 'L2'\]",
         ),
         ({"compression": []}, r"`compression`: expected an algorithm object or a non-empty list"),

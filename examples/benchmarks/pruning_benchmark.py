@@ -125,8 +125,13 @@ def fpgm_scaling():
         kernel = rng.normal(size=(3, 3, 512, filters)).astype("float32")
         start = time.perf_counter()
         geometric_median_scores(kernel)
-        rows.append({"filters": filters, "values_per_filter": 3 * 3 * 512,
-                     "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "filters": filters,
+                "values_per_filter": 3 * 3 * 512,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
@@ -135,14 +140,18 @@ def main(argv):
     results = {"device": "cpu", "tensorflow": tf.__version__, "keras": keras.__version__}
     results["resnet20_step"] = step_time_ratio()
     step = results["resnet20_step"]
-    print(f"ResNet-20 train step, batch {FLAGS.batch_size}: plain {step['plain_step_s'] * 1e3:.1f} ms, "
-          f"with masks {step['masked_step_s'] * 1e3:.1f} ms -> {step['masked_over_plain']:.3f}x "
-          f"(target <= {step['target']:.2f}x)")
+    print(
+        f"ResNet-20 train step, batch {FLAGS.batch_size}: plain {step['plain_step_s'] * 1e3:.1f} ms, "
+        f"with masks {step['masked_step_s'] * 1e3:.1f} ms -> {step['masked_over_plain']:.3f}x "
+        f"(target <= {step['target']:.2f}x)"
+    )
     results["resnet50"] = resnet50_timings()
     r50 = results["resnet50"]
-    print(f"ResNet50 ({FLAGS.resnet50_size}px): recompute all masks {r50['recompute_all_masks_s']:.2f} s "
-          f"(target < 2 s), strip {r50['strip_s']:.2f} s (target < 20 s), "
-          f"create {r50['create_compressed_model_s']:.2f} s")
+    print(
+        f"ResNet50 ({FLAGS.resnet50_size}px): recompute all masks {r50['recompute_all_masks_s']:.2f} s "
+        f"(target < 2 s), strip {r50['strip_s']:.2f} s (target < 20 s), "
+        f"create {r50['create_compressed_model_s']:.2f} s"
+    )
     if FLAGS.scale:
         results["fpgm_scaling"] = fpgm_scaling()
         print("FPGM scoring of one 3x3x512 layer:")

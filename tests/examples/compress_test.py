@@ -119,8 +119,13 @@ def test_benchmarks_run_with_tiny_flags(tmp_path):
 
 def test_qat_benchmark_runs_with_tiny_flags(tmp_path):
     out = run_module(
-        "examples.benchmarks.qat_benchmark", "--batch_size=8", "--warmup_steps=1", "--rounds=1",
-        "--steps_per_round=1", "--latency_runs=2", "--notfmot",
+        "examples.benchmarks.qat_benchmark",
+        "--batch_size=8",
+        "--warmup_steps=1",
+        "--rounds=1",
+        "--steps_per_round=1",
+        "--latency_runs=2",
+        "--notfmot",
         f"--output={tmp_path / 'qat.json'}",
     )
     assert (tmp_path / "qat.json").exists(), out

@@ -25,13 +25,23 @@ def _levels(epochs=12, **kwargs):
 
 def test_baseline_waits_num_init_steps_then_jumps_to_target():
     assert _levels(5, schedule="baseline", pruning_target=0.4, num_init_steps=2) == [
-        0.0, 0.0, 0.4, 0.4, 0.4,
+        0.0,
+        0.0,
+        0.4,
+        0.4,
+        0.4,
     ]
 
 
 def test_exponential_density_decays_geometrically_to_the_target():
-    levels = _levels(12, schedule="exponential", pruning_init=0.1, pruning_target=0.5,
-                     pruning_steps=10, num_init_steps=1)
+    levels = _levels(
+        12,
+        schedule="exponential",
+        pruning_init=0.1,
+        pruning_target=0.5,
+        pruning_steps=10,
+        num_init_steps=1,
+    )
     assert levels[0] == 0.0
     for epoch in range(1, 12):
         t = epoch - 1
@@ -43,11 +53,22 @@ def test_exponential_density_decays_geometrically_to_the_target():
 
 def test_exponential_with_bias_passes_through_its_three_points():
     steps, init, target = 9, 0.1, 0.6
-    levels = _levels(12, schedule="exponential_with_bias", pruning_init=init,
-                     pruning_target=target, pruning_steps=steps)
-    scheduler = PruningScheduler(_Recorder(), FilterPruningParams(
-        schedule="exponential_with_bias", pruning_init=init, pruning_target=target,
-        pruning_steps=steps))
+    levels = _levels(
+        12,
+        schedule="exponential_with_bias",
+        pruning_init=init,
+        pruning_target=target,
+        pruning_steps=steps,
+    )
+    scheduler = PruningScheduler(
+        _Recorder(),
+        FilterPruningParams(
+            schedule="exponential_with_bias",
+            pruning_init=init,
+            pruning_target=target,
+            pruning_steps=steps,
+        ),
+    )
     a, b, k = scheduler._abk
     last = steps - 1
     assert a + b == pytest.approx(init)
