@@ -19,39 +19,44 @@ def small_cnn(input_shape=(8, 8, 1), classes=10, width=16):
     return keras.Model(inputs, outputs, name="small_cnn")
 
 
-def _conv_bn(x, filters, kernel, strides, name, activation=True):
-    x = keras.layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=keras.regularizers.l2(1e-4),
-        name=f"{name}_conv",
-    )(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x) if activation else x
+def resnet20(input_shape=(32, 32, 3), classes=10, depth=20, keras_module=None):
+    """ResNet-20 for CIFAR-10 (He et al. 2016, 3 stages x 3 basic blocks, 16/32/64 filters).
 
-
-def resnet20(input_shape=(32, 32, 3), classes=10, depth=20):
-    """ResNet-20 for CIFAR-10 (He et al. 2016, 3 stages x 3 basic blocks, 16/32/64 filters)."""
+    `keras_module` is `keras` (default) or `tf_keras`, so benchmarks can train
+    exactly the same architecture under Keras 2 (e.g. for TF-MOT).
+    """
+    k = keras_module or keras
+    layers = k.layers
     blocks = (depth - 2) // 6
-    inputs = keras.Input(input_shape)
-    x = _conv_bn(inputs, 16, 3, 1, "stem")
+
+    def conv_bn(x, filters, kernel, strides, name, activation=True):
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+            name=f"{name}_conv",
+        )(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.ReLU(name=f"{name}_relu")(x) if activation else x
+
+    inputs = k.Input(input_shape)
+    x = conv_bn(inputs, 16, 3, 1, "stem")
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
             name = f"stage{stage}_block{block}"
             strides = 2 if stage > 0 and block == 0 else 1
-            y = _conv_bn(x, filters, 3, strides, f"{name}_a")
-            y = _conv_bn(y, filters, 3, 1, f"{name}_b", activation=False)
+            y = conv_bn(x, filters, 3, strides, f"{name}_a")
+            y = conv_bn(y, filters, 3, 1, f"{name}_b", activation=False)
             if strides != 1 or x.shape[-1] != filters:
-                x = _conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
-            x = keras.layers.Add(name=f"{name}_add")([x, y])
-            x = keras.layers.ReLU(name=f"{name}_out")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"resnet{depth}")
+                x = conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
+            x = layers.Add(name=f"{name}_add")([x, y])
+            x = layers.ReLU(name=f"{name}_out")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(classes, name="logits")(x)
+    return k.Model(inputs, outputs, name=f"resnet{depth}")
 
 
 def mobilenet_v2_small(input_shape=(32, 32, 3), classes=10, alpha=0.5):

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
+from examples import models  # noqa: E402
 from tf_aat._export import export_tflite, make_interpreter  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -47,35 +48,8 @@ INPUT_SHAPE = (32, 32, 3)
 
 
 def resnet20(k):
-    """ResNet-20 (3 stages x 3 basic blocks, 16/32/64 filters) built with module `k`.
-
-    `k` is `keras` (Keras 3) or `tf_keras` (Keras 2), so both sides of the
-    comparison train exactly the same architecture.
-    """
-    layers = k.layers
-
-    def conv_bn(x, filters, kernel, strides, name, activation=True):
-        x = layers.Conv2D(
-            filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
-        )(x)
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
-        return layers.ReLU(name=f"{name}_relu")(x) if activation else x
-
-    inputs = k.Input(INPUT_SHAPE)
-    x = conv_bn(inputs, 16, 3, 1, "stem")
-    for stage, filters in enumerate((16, 32, 64)):
-        for block in range(3):
-            name = f"stage{stage}_block{block}"
-            strides = 2 if stage > 0 and block == 0 else 1
-            y = conv_bn(x, filters, 3, strides, f"{name}_a")
-            y = conv_bn(y, filters, 3, 1, f"{name}_b", activation=False)
-            if strides != 1 or x.shape[-1] != filters:
-                x = conv_bn(x, filters, 1, strides, f"{name}_shortcut", activation=False)
-            x = layers.Add(name=f"{name}_add")([x, y])
-            x = layers.ReLU(name=f"{name}_out")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(CLASSES, name="logits")(x)
-    return k.Model(inputs, outputs, name="resnet20")
+    """The examples' ResNet-20, built with `k` (`keras` or `tf_keras`)."""
+    return models.resnet20(INPUT_SHAPE, CLASSES, keras_module=k)
 
 
 def _compile(model, k):
