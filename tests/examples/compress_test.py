@@ -47,6 +47,9 @@ def test_compress_digits_end_to_end(tmp_path, driver):
     assert (tmp_path / "compressed_stripped.keras").exists()
     assert metrics["compression_rate"] > 0.0
     assert "Accuracy:" in out and "FLOPs reduction:" in out
+    # What a user watches: TensorBoard scalars and the plot of the search.
+    assert glob.glob(str(tmp_path / "search" / "tensorboard" / "events.out.tfevents.*"))
+    assert glob.glob(str(tmp_path / "search" / "*.png"))
     if driver == "callback":  # the default config is pruning + int8: exported and evaluated
         assert (tmp_path / "compressed_int8.tflite").exists()
         assert 0.0 <= metrics["tflite_accuracy"] <= 1.0
