@@ -176,10 +176,11 @@ class CompositeStatistics:
         self.parts = parts
 
     def to_dict(self):
-        return {
-            part.to_dict().get("algorithm", str(i)): part.to_dict()
-            for i, part in enumerate(self.parts)
-        }
+        result = {}
+        for index, part in enumerate(self.parts):
+            values = part.to_dict()
+            result[values.get("algorithm", str(index))] = values
+        return result
 
     def __str__(self):
         return "\n\n".join(str(p) for p in self.parts)
