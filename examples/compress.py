@@ -17,11 +17,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
-from examples import data, models  # noqa: E402
+from examples import data, models, training  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -50,26 +49,13 @@ flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 
 
-def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-
-
-def _accuracy(model, x, y, batch_size):
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(logits, axis=-1) == y))
-
-
 def baseline_model(x_train, y_train, x_test, y_test, batch_size):
     path = FLAGS.baseline or os.path.join(FLAGS.log_dir, "baseline.keras")
     if os.path.exists(path):
         print(f"Loading the cached baseline from {path}")
         return keras.models.load_model(path), path
     model = models.MODELS[FLAGS.model](input_shape=x_train.shape[1:], classes=10)
-    _compile(model, FLAGS.learning_rate)
+    training.compile_classifier(model, FLAGS.learning_rate)
     print(f"Training the baseline {model.name} for {FLAGS.baseline_epochs} epochs")
     model.fit(
         x_train,
@@ -92,7 +78,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         )
     epochs = FLAGS.epochs or params.maximal_total_epochs
     search_dir = os.path.join(FLAGS.log_dir, "search")
-    _compile(compressed, FLAGS.learning_rate)
+    training.compile_classifier(compressed, FLAGS.learning_rate)
     if FLAGS.driver == "callback":
         callback = tf_aat.AccuracyAwareCallback(
             ctrl,
@@ -117,7 +103,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         model.fit(train[0], train[1], batch_size=batch_size, epochs=1, verbose=FLAGS.verbose)
 
     def validate_fn(model, epoch):
-        return _accuracy(model, test[0], test[1], batch_size)
+        return training.accuracy(model, test[0], test[1], batch_size)
 
     loop = tf_aat.create_accuracy_aware_training_loop(config, ctrl, baseline_accuracy)
     model = loop.run(
@@ -143,7 +129,7 @@ def main(argv):
         FLAGS.dataset, FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit
     )
     model, baseline_path = baseline_model(x_train, y_train, x_test, y_test, batch_size)
-    baseline_accuracy = _accuracy(model, x_test, y_test, batch_size)
+    baseline_accuracy = training.accuracy(model, x_test, y_test, batch_size)
     print(f"Baseline accuracy: {baseline_accuracy:.4f}")
 
     ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
@@ -158,11 +144,11 @@ def main(argv):
     )
     statistics = ctrl.statistics()
     print(statistics)
-    masked_accuracy = _accuracy(compressed, x_test, y_test, batch_size)
+    masked_accuracy = training.accuracy(compressed, x_test, y_test, batch_size)
     stripped = ctrl.strip_model(compressed)
     stripped_path = os.path.join(FLAGS.log_dir, "compressed_stripped.keras")
     stripped.save(stripped_path)
-    stripped_accuracy = _accuracy(stripped, x_test, y_test, batch_size)
+    stripped_accuracy = training.accuracy(stripped, x_test, y_test, batch_size)
     metrics = {
         "dataset": FLAGS.dataset,
         "model": model.name,

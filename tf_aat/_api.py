@@ -2,21 +2,18 @@
 
 import logging
 
-import keras
-
 from tf_aat import _graph
+from tf_aat import _layer_types as lt
 from tf_aat._config import CompressionConfig
 from tf_aat._wrapper import CompressionWrapper
-from tf_aat.pruning._channels import _DEPTHWISE, analyze
+from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._controller import FilterPruningController
 
 logger = logging.getLogger("tf_aat")
 
-_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
-
 
 def _producer_weights(layer):
-    main = "pointwise_kernel" if isinstance(layer, _SEPARABLE) else "kernel"
+    main = "pointwise_kernel" if isinstance(layer, lt.SEPARABLE) else "kernel"
     weights = {main: -1}
     if getattr(layer, "use_bias", False):
         weights["bias"] = 0
@@ -24,7 +21,7 @@ def _producer_weights(layer):
 
 
 def _passthrough_weights(layer):
-    if isinstance(layer, _DEPTHWISE):
+    if isinstance(layer, lt.DEPTHWISE):
         weights = {"kernel": -2}
         if layer.use_bias:
             weights["bias"] = 0

@@ -39,11 +39,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
-from examples import data, models  # noqa: E402
+from examples import data, models, training  # noqa: E402
 
 GRID_STEP = 0.025
 _EPS = 1e-9
@@ -164,23 +163,6 @@ def build_config(options, advance_on_pass=False, maximal_total_epochs=None):
 # --------------------------------------------------------------- training
 
 
-def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-
-
-def _accuracy(model, x, y, batch_size):
-    # Plain calls: `predict` on ever new models warns about retracing.
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = keras.ops.convert_to_numpy(model(x[start : start + batch_size], training=False))
-        correct += int(np.sum(np.argmax(logits, axis=-1) == y[start : start + batch_size]))
-    return correct / len(x)
-
-
 def _baseline(options, train, test):
     """Trains the baseline once and caches it; returns (path, accuracy, trained_now)."""
     name = (
@@ -192,7 +174,7 @@ def _baseline(options, train, test):
     if not os.path.exists(path):
         keras.utils.set_random_seed(options.seed)
         model = models.MODELS[options.model](input_shape=train[0].shape[1:], classes=10)
-        _compile(model, options.learning_rate)
+        training.compile_classifier(model, options.learning_rate)
         model.fit(
             train[0],
             train[1],
@@ -203,14 +185,14 @@ def _baseline(options, train, test):
         model.save(path)
         trained = True
     model = keras.models.load_model(path)
-    return path, _accuracy(model, test[0], test[1], options.batch_size), trained
+    return path, training.accuracy(model, test[0], test[1], options.batch_size), trained
 
 
 def _fresh_compressed(options, baseline_path, config):
     keras.utils.set_random_seed(options.seed)
     model = keras.models.load_model(baseline_path)
     ctrl, compressed = tf_aat.create_compressed_model(model, config)
-    _compile(compressed, options.learning_rate)
+    training.compile_classifier(compressed, options.learning_rate)
     return ctrl, compressed
 
 
@@ -241,7 +223,7 @@ def run_search(options, baseline_path, baseline_accuracy, train, test, advance_o
     )
     seconds = time.time() - started
     result = callback.result
-    returned_accuracy = _accuracy(compressed, test[0], test[1], options.batch_size)
+    returned_accuracy = training.accuracy(compressed, test[0], test[1], options.batch_size)
     return {
         "epochs": int(result.epochs),
         "final_rate": result.compression_rate,

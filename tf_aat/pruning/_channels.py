@@ -17,20 +17,11 @@ import keras
 import numpy as np
 
 from tf_aat import _graph
+from tf_aat import _layer_types as lt
 
-PRODUCERS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-)
-_TRANSPOSED = (
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
-_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+PRODUCERS = (*lt.CONVOLUTIONS, *lt.SEPARABLE)
+_TRANSPOSED = lt.TRANSPOSED
+_DEPTHWISE = lt.DEPTHWISE
 _MERGES = {
     keras.layers.Add: "add",
     keras.layers.Subtract: "subtract",
@@ -39,44 +30,10 @@ _MERGES = {
     keras.layers.Maximum: "maximum",
     keras.layers.Minimum: "minimum",
 }
-_POOLING = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-)
-_GLOBAL_POOLING = (
-    keras.layers.GlobalAveragePooling1D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.GlobalAveragePooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D,
-)
-_IDENTITY_LIKE = (
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-    keras.layers.ActivityRegularization,
-    keras.layers.Identity,
-)
-_SPATIAL = (
-    keras.layers.ZeroPadding1D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.ZeroPadding3D,
-    keras.layers.Cropping1D,
-    keras.layers.Cropping2D,
-    keras.layers.Cropping3D,
-    keras.layers.UpSampling1D,
-    keras.layers.UpSampling2D,
-    keras.layers.UpSampling3D,
-)
+_POOLING = (*lt.MAX_POOLING, *lt.AVERAGE_POOLING)
+_GLOBAL_POOLING = (*lt.GLOBAL_MAX_POOLING, *lt.GLOBAL_AVERAGE_POOLING)
+_IDENTITY_LIKE = lt.IDENTITY_LIKE
+_SPATIAL = (*lt.ZERO_PADDING, *lt.CROPPING, *lt.UPSAMPLING)
 _ACTIVATIONS = (
     keras.layers.ReLU,
     keras.layers.LeakyReLU,
@@ -331,14 +288,7 @@ def analyze(model, params):
                 out = _copy(inputs[0])
         elif isinstance(layer, _SPATIAL) and len(inputs) == 1:
             source = inputs[0]
-            pads = isinstance(
-                layer,
-                (
-                    keras.layers.ZeroPadding1D,
-                    keras.layers.ZeroPadding2D,
-                    keras.layers.ZeroPadding3D,
-                ),
-            )
+            pads = isinstance(layer, lt.ZERO_PADDING)
             if not _channels_last(layer) or (pads and any(s.zero != 0.0 for s in source.segments)):
                 block(source, f"consumed by {name}, which would pad a non-zero pruned value")
                 out = fixed(out_shape)
@@ -418,7 +368,7 @@ def _check_const_fold(layer, source, block):
     """A non-zero pruned value can be folded into the bias only if no padding sees it."""
     if all(s.zero == 0.0 for s in source.segments):
         return
-    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+    if isinstance(layer, lt.SEPARABLE):
         block(
             Channels([s for s in source.segments if s.zero != 0.0]),
             f"its pruned channels are non-zero after an activation and feed {layer.name}",

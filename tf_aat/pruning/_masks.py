@@ -5,7 +5,8 @@ import math
 import keras
 import numpy as np
 
-from tf_aat.pruning._channels import _DEPTHWISE, unwrap
+from tf_aat import _layer_types as lt
+from tf_aat.pruning._channels import unwrap
 
 
 def keep_vector(channels, unit_keep):
@@ -42,13 +43,13 @@ def node_cost(layer, input_shape, output_shape, in_active=None, out_active=None)
     c_in = int(input_shape[-1]) if in_active is None else int(in_active)
     c_out = int(output_shape[-1]) if out_active is None else int(out_active)
     positions = _spatial(output_shape)
-    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+    if isinstance(layer, lt.SEPARABLE):
         window = int(np.prod(layer.kernel_size))
         mult = layer.depth_multiplier
         params = window * c_in * mult + c_in * mult * c_out + (c_out if layer.use_bias else 0)
         flops = 2 * positions * (window * c_in * mult + c_in * mult * c_out)
         return flops, params
-    if isinstance(layer, _DEPTHWISE):
+    if isinstance(layer, lt.DEPTHWISE):
         window = int(np.prod(layer.kernel_size))
         params = window * c_in * layer.depth_multiplier + (
             c_in * layer.depth_multiplier if layer.use_bias else 0

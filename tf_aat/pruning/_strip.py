@@ -4,12 +4,11 @@ import keras
 import numpy as np
 
 from tf_aat import _graph
+from tf_aat import _layer_types as lt
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning import _masks
-from tf_aat.pruning._channels import _DEPTHWISE, analyze, unwrap
+from tf_aat.pruning._channels import analyze, unwrap
 from tf_aat.pruning._params import FilterPruningParams
-
-_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 
 
 def strip_model(model):
@@ -86,7 +85,7 @@ def _slice(layer, values, config, keep_in, keep_out, zero, kinds):
     if not kinds:
         return values, config
     values = dict(values)
-    if isinstance(layer, _SEPARABLE):
+    if isinstance(layer, lt.SEPARABLE):
         if keep_in is not None:
             mult = layer.depth_multiplier
             values["depthwise_kernel"] = values["depthwise_kernel"][..., keep_in, :]
@@ -99,7 +98,7 @@ def _slice(layer, values, config, keep_in, keep_out, zero, kinds):
                 values["bias"] = values["bias"][keep_out]
             config["filters"] = int(keep_out.sum())
         return values, config
-    if isinstance(layer, _DEPTHWISE):
+    if isinstance(layer, lt.DEPTHWISE):
         values["kernel"] = values["kernel"][..., keep_in, :]
         if "bias" in values:
             values["bias"] = values["bias"][keep_in]

@@ -12,49 +12,28 @@ output gets one, and so does each model input.
 import keras
 
 from tf_aat import _graph
+from tf_aat import _layer_types as lt
 from tf_aat._errors import ConfigError
 from tf_aat.pruning import _channels
 from tf_aat.pruning._channels import matches_scope, unwrap
 from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
 
-_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
-_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_CONVOLUTIONS = lt.CONVOLUTIONS
+_DEPTHWISE = lt.DEPTHWISE
 _DENSE = (keras.layers.Dense,)
-_UNSUPPORTED_WEIGHTED = (
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-)
+_UNSUPPORTED_WEIGHTED = (*lt.SEPARABLE, *lt.TRANSPOSED)
 _MERGES_WITH_ACTIVATION = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
 # Ops whose int8 kernel keeps the input's scale and zero point.
 _SAME_SCALE = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.GlobalMaxPooling1D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalMaxPooling3D,
+    *lt.MAX_POOLING,
+    *lt.GLOBAL_MAX_POOLING,
     keras.layers.Flatten,
     keras.layers.Reshape,
     keras.layers.Permute,
     keras.layers.RepeatVector,
-    keras.layers.ZeroPadding1D,
-    keras.layers.ZeroPadding2D,
-    keras.layers.ZeroPadding3D,
-    keras.layers.Cropping1D,
-    keras.layers.Cropping2D,
-    keras.layers.Cropping3D,
-    keras.layers.Dropout,
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianNoise,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-    keras.layers.ActivityRegularization,
-    keras.layers.Identity,
+    *lt.ZERO_PADDING,
+    *lt.CROPPING,
+    *lt.IDENTITY_LIKE,
     keras.layers.InputLayer,
 )
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
