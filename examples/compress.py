@@ -34,7 +34,13 @@ flags.DEFINE_enum("model", "small_cnn", list(models.MODELS), "Model to build.")
 flags.DEFINE_integer("baseline_epochs", 30, "Epochs to train the uncompressed baseline.")
 flags.DEFINE_integer("epochs", None, "Upper bound on compression epochs (default: the config's).")
 flags.DEFINE_integer("batch_size", None, "Batch size (default: the config's, else 64).")
-flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_enum("optimizer", "adam", list(training.OPTIMIZERS), "Adam, or SGD with momentum.")
+flags.DEFINE_float("learning_rate", 1e-3, "Baseline learning rate (cosine-decayed with SGD).")
+flags.DEFINE_float(
+    "finetune_learning_rate", None, "Learning rate while compressing (default: --learning_rate)."
+)
+flags.DEFINE_float("weight_decay", None, "Decoupled weight decay (e.g. 5e-4 with SGD).")
+flags.DEFINE_bool("augment", False, "Random flips and crops (CIFAR-10) while training.")
 flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
 flags.DEFINE_integer("test_limit", None, "Use only this many test images.")
 # --log_dir is absl's own flag (it also receives absl's log files); default below.
@@ -51,21 +57,20 @@ flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 
 def baseline_model(x_train, y_train, x_test, y_test, batch_size):
     path = FLAGS.baseline or os.path.join(FLAGS.log_dir, "baseline.keras")
-    if os.path.exists(path):
-        print(f"Loading the cached baseline from {path}")
-        return keras.models.load_model(path), path
-    model = models.MODELS[FLAGS.model](input_shape=x_train.shape[1:], classes=10)
-    training.compile_classifier(model, FLAGS.learning_rate)
-    print(f"Training the baseline {model.name} for {FLAGS.baseline_epochs} epochs")
-    model.fit(
-        x_train,
-        y_train,
-        batch_size=batch_size,
+    model = training.load_or_train(
+        path,
+        lambda: models.MODELS[FLAGS.model](input_shape=x_train.shape[1:], classes=10),
+        (x_train, y_train),
+        (x_test, y_test),
         epochs=FLAGS.baseline_epochs,
-        validation_data=(x_test, y_test),
+        batch_size=batch_size,
+        optimizer=FLAGS.optimizer,
+        learning_rate=FLAGS.learning_rate,
+        weight_decay=FLAGS.weight_decay,
+        augment=FLAGS.augment,
+        seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    model.save(path)
     return model, path
 
 
@@ -78,7 +83,13 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         )
     epochs = FLAGS.epochs or params.maximal_total_epochs
     search_dir = os.path.join(FLAGS.log_dir, "search")
-    training.compile_classifier(compressed, FLAGS.learning_rate)
+    training.compile_classifier(
+        compressed,
+        FLAGS.finetune_learning_rate or FLAGS.learning_rate,
+        FLAGS.optimizer,
+        weight_decay=FLAGS.weight_decay,
+    )
+    train_data = training.train_data(train[0], train[1], batch_size, FLAGS.augment, FLAGS.seed)
     if FLAGS.driver == "callback":
         callback = tf_aat.AccuracyAwareCallback(
             ctrl,
@@ -89,9 +100,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
             resume=FLAGS.resume,
         )
         compressed.fit(
-            train[0],
-            train[1],
-            batch_size=batch_size,
+            train_data,
             epochs=epochs,
             validation_data=test,
             callbacks=[callback],
@@ -100,7 +109,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         return compressed, callback.result
 
     def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        model.fit(train[0], train[1], batch_size=batch_size, epochs=1, verbose=FLAGS.verbose)
+        model.fit(train_data, epochs=1, verbose=FLAGS.verbose)
 
     def validate_fn(model, epoch):
         return training.accuracy(model, test[0], test[1], batch_size)

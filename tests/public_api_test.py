@@ -16,6 +16,7 @@ EXPECTED = {
     "AccuracyAwareSearch",
     "AccuracyAwareTrainingLoop",
     "CompositeCompressionController",
+    "CompressionCallback",
     "CompressionConfig",
     "CompressionWrapper",
     "ConfigError",

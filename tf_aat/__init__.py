@@ -1,6 +1,7 @@
 """tf_aat: accuracy-aware training-time compression for Keras 3."""
 
 from tf_aat._api import CompositeCompressionController, create_compressed_model
+from tf_aat._callbacks import CompressionCallback
 from tf_aat._config import CompressionConfig
 from tf_aat._errors import ConfigError
 from tf_aat._export import TFLiteExport, TFLiteExportError, export_tflite, tflite_ops
@@ -39,6 +40,7 @@ __all__ = [
     "ScaledLearningRateSchedule",
     "create_accuracy_aware_training_loop",
     "CompositeCompressionController",
+    "CompressionCallback",
     "CompressionConfig",
     "CompressionWrapper",
     "ConfigError",

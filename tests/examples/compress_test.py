@@ -105,30 +105,28 @@ def test_unknown_dataset_and_missing_file_give_clear_errors():
         data.load("cifar10", cifar10_path="/nope.npz")
 
 
-def test_benchmarks_run_with_tiny_flags(tmp_path):
+def test_compress_resnet20_on_a_cifar10_archive(tmp_path, cifar10_archive):
+    """The CIFAR-10 recipe of the README (SGD, augmentation, weight decay), tiny."""
     out = run_module(
-        "examples.benchmarks.pruning_benchmark",
-        "--batch_size=8",
-        "--rounds=1",
-        "--steps=1",
-        "--resnet50_size=32",
-        "--noscale",
-        f"--output={tmp_path / 'pruning.json'}",
+        "examples.compress",
+        f"--log_dir={tmp_path}",
+        "--dataset=cifar10",
+        f"--cifar10_path={cifar10_archive}",
+        "--model=resnet20",
+        f"--config={CONFIGS / 'cifar10_resnet20_pruning_short.json'}",
+        "--optimizer=sgd",
+        "--learning_rate=0.1",
+        "--finetune_learning_rate=0.01",
+        "--weight_decay=5e-4",
+        "--augment",
+        "--baseline_epochs=1",
+        "--epochs=2",
+        "--verbose=0",
+        "--noexport",
     )
-    assert "with masks" in out
-    results = json.loads((tmp_path / "pruning.json").read_text())
-    assert results["resnet50"]["params_stripped"] < results["resnet50"]["params_full"]
-
-
-def test_qat_benchmark_runs_with_tiny_flags(tmp_path):
-    out = run_module(
-        "examples.benchmarks.qat_benchmark",
-        "--batch_size=8",
-        "--warmup_steps=1",
-        "--rounds=1",
-        "--steps_per_round=1",
-        "--latency_runs=2",
-        "--notfmot",
-        f"--output={tmp_path / 'qat.json'}",
-    )
-    assert (tmp_path / "qat.json").exists(), out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["model"] == "resnet20" and metrics["dataset"] == "cifar10"
+    # Two epochs of the initial phase: the schedule reached the config's pruning_target.
+    assert metrics["compression_rate"] == pytest.approx(0.1)
+    assert metrics["stripped_params"] < metrics["baseline_params"]
+    assert "Compression rate:" in out

@@ -1,0 +1,335 @@
+"""What compression buys at deployment: ResNet-20 on CIFAR-10 as TFLite files.
+
+Four models, all from one trained baseline (trained and cached by this
+script, or passed with --baseline):
+
+- `fp32`: the baseline, float TFLite;
+- `pruned`: FPGM filter pruning to a FLOPs target (default 50% fewer FLOPs)
+  with NNCF's exponential schedule, fine-tuned, stripped (filters removed),
+  float TFLite;
+- `int8`: the baseline after a short 8-bit QAT fine-tune, int8 TFLite;
+- `pruned_int8`: the pruned model after the same QAT fine-tune, int8 TFLite.
+
+For each: test accuracy of the TFLite file on the test images (10,000 by
+default), file size, latency at batch 1 on one thread (LiteRT, its default
+XNNPACK delegate; median of interleaved rounds, so every model sees the same
+machine load) and multiply-accumulates counted from the layer shapes.
+Speed-ups are compared with the ideal the MAC count predicts.
+
+    python -m examples.benchmarks.deployment_benchmark \
+        --cifar10_path=../shared/data/cifar10_jpeg.npz --work_dir=runs/deployment
+
+Every stage is cached in --work_dir (baseline, pruned model, TFLite files,
+stage metrics), so a killed run continues where it stopped; delete the
+directory to start over. Prints a table and writes JSON to --output.
+"""
+
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import tf_aat  # noqa: E402
+from examples import data, models, tflite_eval, training  # noqa: E402
+from tf_aat._export import make_interpreter  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.datasets (online).")
+flags.DEFINE_string("work_dir", "runs/deployment", "Cache for the models and the stage metrics.")
+flags.DEFINE_string(
+    "baseline", None, "Trained baseline .keras (default: <work_dir>/baseline.keras)."
+)
+flags.DEFINE_integer("baseline_epochs", 15, "Epochs to train the baseline if it is not cached.")
+flags.DEFINE_integer("prune_epochs", 6, "Fine-tuning epochs of the pruned model.")
+flags.DEFINE_integer("pruning_steps", 3, "Epochs over which the schedule reaches the target.")
+flags.DEFINE_float("flops_target", 0.5, "Fraction of FLOPs to remove by pruning.")
+flags.DEFINE_integer("qat_epochs", 1, "QAT fine-tuning epochs (int8 and pruned + int8).")
+flags.DEFINE_float("learning_rate", 0.1, "Baseline SGD learning rate (cosine-decayed).")
+flags.DEFINE_float("finetune_learning_rate", 0.01, "Pruning fine-tune SGD learning rate.")
+flags.DEFINE_float("qat_learning_rate", 1e-3, "QAT fine-tune SGD learning rate.")
+flags.DEFINE_float("weight_decay", 5e-4, "SGD decoupled weight decay.")
+flags.DEFINE_integer("batch_size", 128, "Training batch size.")
+flags.DEFINE_integer("train_limit", None, "Use only this many training images (tests).")
+flags.DEFINE_integer("test_limit", None, "Use only this many test images (tests).")
+flags.DEFINE_integer("latency_rounds", 5, "Interleaved latency rounds.")
+flags.DEFINE_integer("latency_runs", 100, "Timed invocations per model and round.")
+flags.DEFINE_integer("seed", 0, "Random seed.")
+flags.DEFINE_integer("verbose", 2, "Keras fit verbosity.")
+flags.DEFINE_string(
+    "output", "examples/benchmarks/results/deployment.json", "Where to write the JSON results."
+)
+
+VARIANTS = ("fp32", "pruned", "int8", "pruned_int8")
+TARGETS = {"speedup": 3.5, "size_reduction": 6.0, "accuracy_drop_points": 1.0}
+
+
+def multiply_accumulates(model):
+    """MACs of one image through the Conv2D, DepthwiseConv2D and Dense layers."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            out = layer.output.shape
+            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel_size))
+        elif isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape
+            kernel = layer.kernel.shape
+            per_output = int(np.prod(kernel[:-1])) // layer.groups
+            total += int(np.prod(out[1:])) * per_output
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, keras.Model):
+            total += multiply_accumulates(layer)
+    return total
+
+
+class Stages:
+    """Stage metrics persisted in <work_dir>/stages.json, so reruns skip finished work."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "stages.json")
+        self.data = {}
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                self.data = json.load(f)
+
+    def done(self, name, *files):
+        return name in self.data and all(os.path.exists(f) for f in files)
+
+    def record(self, name, values):
+        self.data[name] = values
+        with open(self.path, "w", encoding="utf-8") as f:
+            json.dump(self.data, f, indent=2)
+
+
+def _fit(model, train, test, epochs, learning_rate, callbacks=()):
+    steps = epochs * -(-len(train[0]) // FLAGS.batch_size)
+    training.compile_classifier(
+        model, learning_rate, "sgd", decay_steps=steps, weight_decay=FLAGS.weight_decay
+    )
+    model.fit(
+        training.train_data(train[0], train[1], FLAGS.batch_size, augment=True, seed=FLAGS.seed),
+        epochs=epochs,
+        validation_data=test,
+        callbacks=list(callbacks),
+        verbose=FLAGS.verbose,
+    )
+
+
+def prune(baseline, train, test, path):
+    """FPGM pruning to the FLOPs target, fine-tuned and stripped; saved to `path`."""
+    config = {
+        "compression": {
+            "algorithm": "filter_pruning",
+            "pruning_init": min(0.1, FLAGS.flops_target),
+            "params": {
+                "schedule": "exponential",
+                "pruning_flops_target": FLAGS.flops_target,
+                "pruning_steps": FLAGS.pruning_steps,
+                "prune_first_conv": True,
+                "prune_downsample_convs": True,
+                "weight_importance": "geometric_median",
+            },
+        }
+    }
+    ctrl, compressed = tf_aat.create_compressed_model(baseline, config)
+    print(f"Pruning to {FLAGS.flops_target:.0%} fewer FLOPs, {FLAGS.prune_epochs} epochs")
+    _fit(
+        compressed,
+        train,
+        test,
+        FLAGS.prune_epochs,
+        FLAGS.finetune_learning_rate,
+        callbacks=[tf_aat.CompressionCallback(ctrl)],
+    )
+    stats = ctrl.statistics().to_dict()
+    stripped = ctrl.strip_model(compressed)
+    stripped.save(path)
+    return stripped, {"controller_flops_reduction": stats.get("flops_reduction")}
+
+
+def quantize(model, train, test, path):
+    """A short QAT fine-tune, then an int8 TFLite file at `path` (batch 1)."""
+    config = {
+        "compression": {
+            "algorithm": "quantization",
+            "initializer": {"range": {"num_init_samples": 512}},
+        }
+    }
+    _, qat = tf_aat.create_compressed_model(model, config, init_data=train[0][:512])
+    print(f"QAT fine-tuning {model.name} for {FLAGS.qat_epochs} epoch(s)")
+    _fit(qat, train, test, FLAGS.qat_epochs, FLAGS.qat_learning_rate)
+    keras_accuracy = training.accuracy(qat, test[0], test[1], FLAGS.batch_size)
+    export = tf_aat.export_tflite(
+        qat, path, batch_size=1, verify_data=test[0][:256], raise_on_mismatch=False
+    )
+    return {"keras_accuracy": keras_accuracy, "verification": export.verification}
+
+
+def latencies(paths):
+    """Median seconds per batch-1 invocation (one thread), interleaved across the files."""
+    interpreters = {}
+    for name, path in paths.items():
+        interpreter = make_interpreter(model_path=path, num_threads=1)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        sample = np.random.default_rng(0).uniform(0, 1, detail["shape"]).astype(detail["dtype"])
+        interpreter.set_tensor(detail["index"], sample)
+        for _ in range(20):  # warm-up
+            interpreter.invoke()
+        interpreters[name] = interpreter
+    times = {name: [] for name in paths}
+    for _ in range(FLAGS.latency_rounds):
+        for name, interpreter in interpreters.items():
+            for _ in range(FLAGS.latency_runs):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(FLAGS.seed)
+    os.makedirs(FLAGS.work_dir, exist_ok=True)
+    stages = Stages(FLAGS.work_dir)
+    train, test = data.load("cifar10", FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit)
+    file = {name: os.path.join(FLAGS.work_dir, f"{name}.tflite") for name in VARIANTS}
+    baseline_path = FLAGS.baseline or os.path.join(FLAGS.work_dir, "baseline.keras")
+    pruned_path = os.path.join(FLAGS.work_dir, "pruned.keras")
+
+    baseline = training.load_or_train(
+        baseline_path,
+        lambda: models.resnet20(input_shape=train[0].shape[1:], classes=10),
+        train,
+        test,
+        epochs=FLAGS.baseline_epochs,
+        batch_size=FLAGS.batch_size,
+        optimizer="sgd",
+        learning_rate=FLAGS.learning_rate,
+        weight_decay=FLAGS.weight_decay,
+        augment=True,
+        seed=FLAGS.seed,
+        verbose=FLAGS.verbose,
+    )
+    if not stages.done("fp32", file["fp32"]):
+        tf_aat.export_tflite(baseline, file["fp32"], batch_size=1, quantize=False)
+        stages.record(
+            "fp32",
+            {"keras_accuracy": training.accuracy(baseline, test[0], test[1], FLAGS.batch_size)},
+        )
+    if stages.done("pruned", pruned_path, file["pruned"]):
+        pruned = keras.models.load_model(pruned_path)
+    else:
+        pruned, extra = prune(baseline, train, test, pruned_path)
+        tf_aat.export_tflite(pruned, file["pruned"], batch_size=1, quantize=False)
+        extra["keras_accuracy"] = training.accuracy(pruned, test[0], test[1], FLAGS.batch_size)
+        stages.record("pruned", extra)
+    for name, model in (("int8", baseline), ("pruned_int8", pruned)):
+        if not stages.done(name, file[name]):
+            stages.record(name, quantize(model, train, test, file[name]))
+
+    macs = {"fp32": multiply_accumulates(baseline), "pruned": multiply_accumulates(pruned)}
+    macs["int8"], macs["pruned_int8"] = macs["fp32"], macs["pruned"]
+    params = {"fp32": baseline.count_params(), "pruned": pruned.count_params()}
+    params["int8"], params["pruned_int8"] = params["fp32"], params["pruned"]
+    print(f"Evaluating the TFLite files on {len(test[0])} test images")
+    latency = latencies(file)
+    rows = {}
+    for name in VARIANTS:
+        rows[name] = {
+            "tflite_accuracy": tflite_eval.accuracy(file[name], test[0], test[1]),
+            "keras_accuracy": stages.data[name]["keras_accuracy"],
+            "size_bytes": os.path.getsize(file[name]),
+            "latency_ms": 1000 * latency[name],
+            "macs": macs[name],
+            "params": params[name],
+        }
+    fp32 = rows["fp32"]
+    for name, row in rows.items():
+        row["speedup"] = fp32["latency_ms"] / row["latency_ms"]
+        row["size_reduction"] = fp32["size_bytes"] / row["size_bytes"]
+        row["macs_ratio"] = row["macs"] / fp32["macs"]
+        row["accuracy_drop_points"] = 100 * (fp32["tflite_accuracy"] - row["tflite_accuracy"])
+        # Pruning's ideal speed-up is the MAC ratio; compare it with what pruning
+        # achieved at the same precision (pruned vs fp32, pruned_int8 vs int8).
+        same_precision = rows["int8"] if name.endswith("int8") else fp32
+        row["pruning_speedup"] = same_precision["latency_ms"] / row["latency_ms"]
+        row["pruning_ideal_speedup"] = same_precision["macs"] / row["macs"]
+    best = rows["pruned_int8"]
+    results = {
+        "model": "resnet20",
+        "dataset": "cifar10",
+        "test_images": len(test[0]),
+        "train_images": len(train[0]),
+        "flags": {
+            key: getattr(FLAGS, key)
+            for key in (
+                "baseline_epochs",
+                "prune_epochs",
+                "pruning_steps",
+                "flops_target",
+                "qat_epochs",
+                "learning_rate",
+                "finetune_learning_rate",
+                "qat_learning_rate",
+                "weight_decay",
+                "batch_size",
+                "latency_rounds",
+                "latency_runs",
+                "seed",
+            )
+        },
+        "rows": rows,
+        "stages": stages.data,
+        "targets": TARGETS,
+        "targets_met": {
+            "speedup": best["speedup"] >= TARGETS["speedup"],
+            "size_reduction": best["size_reduction"] >= TARGETS["size_reduction"],
+            "accuracy_drop_points": best["accuracy_drop_points"] <= TARGETS["accuracy_drop_points"],
+        },
+    }
+    print(format_table(results))
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    with open(FLAGS.output, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nWrote {FLAGS.output}")
+
+
+def format_table(results):
+    lines = [
+        f"\nResNet-20 on CIFAR-10: TFLite, batch 1, 1 thread ({results['test_images']} test images)",
+        f"  {'model':<12} {'accuracy':>9} {'size KB':>8} {'latency ms':>11} {'MACs':>7} "
+        f"{'speed-up':>9} {'smaller':>8} {'pruning speed-up / ideal':>25}",
+    ]
+    for name, row in results["rows"].items():
+        pruning = (
+            f"{row['pruning_speedup']:.2f}x / {row['pruning_ideal_speedup']:.2f}x"
+            if name.startswith("pruned")
+            else "-"
+        )
+        lines.append(
+            f"  {name:<12} {100 * row['tflite_accuracy']:>8.2f}% {row['size_bytes'] / 1024:>8.1f} "
+            f"{row['latency_ms']:>11.3f} {row['macs_ratio']:>6.2f}x {row['speedup']:>8.2f}x "
+            f"{row['size_reduction']:>7.2f}x {pruning:>25}"
+        )
+    best = results["rows"]["pruned_int8"]
+    met = results["targets_met"]
+    targets = results["targets"]
+    lines.append(
+        f"  pruned_int8 vs fp32: {best['speedup']:.2f}x faster (target >= {targets['speedup']}x: "
+        f"{'met' if met['speedup'] else 'MISSED'}), {best['size_reduction']:.2f}x smaller "
+        f"(target >= {targets['size_reduction']}x: {'met' if met['size_reduction'] else 'MISSED'}), "
+        f"{best['accuracy_drop_points']:+.2f} points (target <= {targets['accuracy_drop_points']}: "
+        f"{'met' if met['accuracy_drop_points'] else 'MISSED'})"
+    )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    app.run(main)

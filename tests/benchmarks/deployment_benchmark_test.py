@@ -1,0 +1,55 @@
+"""The deployment benchmark end to end on a tiny CIFAR-10-format archive."""
+
+import json
+
+import pytest
+
+import tf_aat
+from tests.examples.compress_test import run_module
+
+pytest.importorskip("absl")
+
+TINY = (
+    "--baseline_epochs=1",
+    "--prune_epochs=2",
+    "--pruning_steps=2",
+    "--qat_epochs=1",
+    "--batch_size=64",
+    "--latency_rounds=1",
+    "--latency_runs=3",
+    "--verbose=0",
+)
+
+
+def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, cifar10_archive):
+    work, output = tmp_path / "work", tmp_path / "deployment.json"
+    flags = (f"--cifar10_path={cifar10_archive}", f"--work_dir={work}", f"--output={output}")
+    out = run_module("examples.benchmarks.deployment_benchmark", *flags, *TINY)
+    assert "Pruning to 50% fewer FLOPs" in out and "pruned_int8 vs fp32" in out
+    results = json.loads(output.read_text())
+    rows = results["rows"]
+    assert list(rows) == ["fp32", "pruned", "int8", "pruned_int8"]
+    assert results["test_images"] == 64
+    for name, row in rows.items():
+        assert 0.0 <= row["tflite_accuracy"] <= 1.0
+        assert (
+            row["latency_ms"] > 0 and row["size_bytes"] == (work / f"{name}.tflite").stat().st_size
+        )
+        assert row["speedup"] == pytest.approx(rows["fp32"]["latency_ms"] / row["latency_ms"])
+    # Pruning removed filters: about half the MACs (the FLOPs target), fewer parameters.
+    assert rows["pruned"]["macs_ratio"] == pytest.approx(0.5, abs=0.08)
+    assert rows["pruned"]["params"] < rows["fp32"]["params"]
+    assert rows["pruned"]["size_bytes"] < rows["fp32"]["size_bytes"]
+    # The int8 files compute in int8, the fp32 ones in float.
+    for name in ("int8", "pruned_int8"):
+        ops = tf_aat.tflite_ops((work / f"{name}.tflite").read_bytes())
+        convs = [op for op in ops if op.op in ("CONV_2D", "FULLY_CONNECTED")]
+        assert convs and all(op.is_int8 for op in convs)
+    assert rows["int8"]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
+    assert rows["pruned_int8"]["size_bytes"] < rows["pruned"]["size_bytes"] / 3
+    assert set(results["targets_met"]) == {"speedup", "size_reduction", "accuracy_drop_points"}
+
+    # A rerun (e.g. after a crash) trains nothing again.
+    out = run_module("examples.benchmarks.deployment_benchmark", *flags, *TINY)
+    assert "Loading the cached baseline" in out
+    assert "Pruning to" not in out and "QAT fine-tuning" not in out
