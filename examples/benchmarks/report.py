@@ -1,0 +1,314 @@
+"""Renders the README's results section from the benchmark JSON files.
+
+Every figure in the section comes from a JSON file under
+examples/benchmarks/results/, written by the command printed above its table:
+
+    python -m examples.benchmarks.report            # rewrite README.md's results section
+    python -m examples.benchmarks.report --check    # exit 1 if README.md is out of date
+
+The section sits between the `<!-- results:begin -->` and
+`<!-- results:end -->` lines of README.md; the tests run `--check`.
+"""
+
+import json
+import os
+import sys
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RESULTS = os.path.join(ROOT, "examples", "benchmarks", "results")
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("readme", os.path.join(ROOT, "README.md"), "README to update.")
+flags.DEFINE_string("results_dir", RESULTS, "Directory of the benchmark JSON files.")
+flags.DEFINE_bool("check", False, "Only check that the README is up to date (exit 1 if not).")
+
+CIFAR = "--cifar10_path=../shared/data/cifar10_jpeg.npz"
+COMMANDS = {
+    "compress_digits": [
+        "python -m examples.compress --log_dir=runs/digits",
+        "cp runs/digits/metrics.json examples/benchmarks/results/compress_digits.json",
+    ],
+    "compress_cifar10": [
+        f"python -m examples.compress --dataset=cifar10 {CIFAR} --model=resnet20 \\",
+        "    --config=examples/configs/cifar10_resnet20_pruning_short.json \\",
+        "    --optimizer=sgd --learning_rate=0.1 --finetune_learning_rate=0.01 \\",
+        "    --weight_decay=5e-4 --augment --baseline_epochs=15 --log_dir=runs/cifar10_resnet20",
+        "cp runs/cifar10_resnet20/metrics.json examples/benchmarks/results/compress_cifar10.json",
+    ],
+    "deployment": [
+        f"python -m examples.benchmarks.deployment_benchmark {CIFAR} \\",
+        "    --baseline=runs/cifar10_resnet20/baseline.keras --work_dir=runs/deployment",
+    ],
+    "training_cost": ["python -m examples.benchmarks.training_cost_benchmark"],
+    "search": [
+        "python -m examples.benchmarks.search_benchmark "
+        "--output=examples/benchmarks/results/search.json",
+    ],
+    "scale": ["python -m examples.benchmarks.scale_benchmark"],
+}
+
+
+def _load(name):
+    path = os.path.join(FLAGS.results_dir, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _command(name):
+    return "```bash\n" + "\n".join(COMMANDS[name]) + "\n```\n"
+
+
+def _missing(name):
+    return f"Not measured yet: run the command above (it writes `results/{name}.json`).\n"
+
+
+def _pct(value):
+    return f"{100 * value:.2f}%"
+
+
+def compress_section(name, title, note):
+    m = _load(name)
+    out = [f"### {title}\n", _command(name)]
+    if m is None:
+        return "\n".join(out + [_missing(name)])
+    pruning = m["statistics"].get("filter_pruning", m["statistics"])
+    size = (
+        f"{m['float_tflite_bytes']:,} B float | {m['tflite_bytes']:,} B int8 "
+        f"({m['float_tflite_bytes'] / m['tflite_bytes']:.1f}x smaller)"
+        if "tflite_bytes" in m
+        else "not exported | "
+    )
+    deployed = f", {m['tflite_accuracy']:.4f} int8 TFLite" if "tflite_accuracy" in m else ""
+    out.append(
+        "\n".join(
+            [
+                "| | baseline | compressed |",
+                "|---|---|---|",
+                f"| test accuracy | {m['baseline_accuracy']:.4f} | {m['masked_accuracy']:.4f} "
+                f"searched, {m['compressed_accuracy']:.4f} stripped Keras{deployed} |",
+                f"| accuracy budget (1% relative) | | {m['accuracy_budget']:.4f}, "
+                f"met: {'yes' if m['criterion_met'] else 'no'} |",
+                f"| filter pruning rate found | | {m['compression_rate']:.3f} |",
+                f"| FLOPs (conv + dense) | {pruning['full_flops']:,} | {pruning['current_flops']:,} "
+                f"({_pct(pruning['flops_reduction'])} fewer) |",
+                f"| parameters | {m['baseline_params']:,} | {m['stripped_params']:,} |",
+                f"| TFLite file | {size} |",
+                f"| search epochs | | {m['epochs']} |",
+            ]
+        )
+        + "\n"
+    )
+    out.append(f"{m['wall_seconds'] / 60:.1f} min wall on this 2-core CPU machine. {note}\n")
+    return "\n".join(out)
+
+
+def deployment_section():
+    r = _load("deployment")
+    out = ["### Deployment: ResNet-20 on CIFAR-10 as TFLite files\n", _command("deployment")]
+    if r is None:
+        return "\n".join(out + [_missing("deployment")])
+    f = r["flags"]
+    out.append(
+        f"One baseline (SGD, {f['baseline_epochs']} epochs, cosine, augmentation). `pruned`: "
+        f"FPGM to {f['flops_target']:.0%} fewer FLOPs over {f['pruning_steps']} epochs "
+        f"(exponential schedule), {f['prune_epochs']} fine-tuning epochs, filters removed. "
+        f"`int8`: {f['qat_epochs']} QAT epoch(s). Accuracy of the TFLite file on "
+        f"{r['test_images']:,} test images; latency at batch 1 on one thread (LiteRT, XNNPACK), "
+        f"median of {f['latency_rounds']} interleaved rounds of {f['latency_runs']} runs.\n"
+    )
+    lines = [
+        "| model | accuracy | size | latency | MACs | speed-up | smaller | pruning: speed-up / MAC ideal |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in r["rows"].items():
+        pruning = (
+            f"{row['pruning_speedup']:.2f}x / {row['pruning_ideal_speedup']:.2f}x"
+            if name.startswith("pruned")
+            else ""
+        )
+        lines.append(
+            f"| {name} | {_pct(row['tflite_accuracy'])} | {row['size_bytes'] / 1024:.0f} KB | "
+            f"{row['latency_ms']:.3f} ms | {row['macs'] / 1e6:.1f} M ({row['macs_ratio']:.2f}x) | "
+            f"{row['speedup']:.2f}x | {row['size_reduction']:.2f}x | {pruning} |"
+        )
+    out.append("\n".join(lines) + "\n")
+    best, targets, met = r["rows"]["pruned_int8"], r["targets"], r["targets_met"]
+    out.append(
+        f"pruned + int8 against fp32: {best['speedup']:.2f}x faster (target >= "
+        f"{targets['speedup']}x, {'met' if met['speedup'] else 'missed'}), "
+        f"{best['size_reduction']:.2f}x smaller (target >= {targets['size_reduction']}x, "
+        f"{'met' if met['size_reduction'] else 'missed'}), "
+        f"{best['accuracy_drop_points']:+.2f} accuracy points lost (target <= "
+        f"{targets['accuracy_drop_points']}, {'met' if met['accuracy_drop_points'] else 'missed'}).\n"
+    )
+    return "\n".join(out)
+
+
+def training_cost_section():
+    r = _load("training_cost")
+    out = ["### Training cost: ResNet-20 step time\n", _command("training_cost")]
+    if r is None:
+        return "\n".join(out + [_missing("training_cost")])
+    times, ratios, targets = r["train_step_seconds"], r["ratios"], r["targets"]
+    out.append(
+        f"Batch {r['batch_size']}, 32x32x3, median per-step time after warm-up, all variants "
+        "interleaved in one process.\n"
+    )
+    rows = [
+        ("plain Keras 3", "keras3_float", None, None),
+        ("pruning masks", "tf_aat_masks", "masks", "keras3_float"),
+        ("QAT", "tf_aat_qat", "qat", "keras3_float"),
+        ("masks + QAT", "tf_aat_masks_qat", "masks_qat", "keras3_float"),
+        ("plain `tf_keras`", "tf_keras_float", None, None),
+        ("TF-MOT QAT", "tfmot_qat", "tfmot", "tf_keras_float"),
+    ]
+    lines = ["| variant | ms/step | ratio | target |", "|---|---|---|---|"]
+    for label, key, ratio, base in rows:
+        if key not in times:
+            continue
+        target = f"<= {targets[ratio]}x" if ratio in targets else ""
+        if ratio == "tfmot":
+            target = "ours (QAT row) no worse"
+        shown = f"{ratios[ratio]:.3f}x of {base}" if ratio else ""
+        lines.append(f"| {label} | {1000 * times[key]:.1f} | {shown} | {target} |")
+    out.append("\n".join(lines) + "\n")
+    if "qat_no_worse_than_tfmot" in r:
+        out.append(
+            "Our QAT ratio is "
+            + ("no worse than" if r["qat_no_worse_than_tfmot"] else "WORSE than")
+            + " TF-MOT's in the same run.\n"
+        )
+    return "\n".join(out)
+
+
+def search_section():
+    r = _load("search")
+    out = ["### Search efficiency against an oracle sweep\n", _command("search")]
+    if r is None:
+        return "\n".join(out + [_missing("search")])
+    p = r["accuracy_aware_params"]
+    out.append(
+        f"{r['dataset']}, {r['model']}, {p['maximal_relative_accuracy_degradation']}% relative "
+        f"budget (baseline {r['baseline_accuracy']:.4f}, budget {r['accuracy_budget']:.4f}), "
+        f"initial phase {p['initial_training_phase_epochs']} epochs, patience "
+        f"{p['patience_epochs']}; the oracle fine-tunes every rate of a {r['grid_step']} grid for "
+        f"the same {p['patience_epochs']} epochs from the same initial-phase checkpoint. "
+        f"{r['noise_note']}\n"
+    )
+    labels = {
+        "search": "adaptive search (seed rules)",
+        "search_advance_on_pass": "adaptive search, `advance_on_pass`",
+        "oracle": "oracle sweep",
+    }
+    lines = [
+        "| method | epochs | rate found | accuracy | steps from the oracle's best |",
+        "|---|---|---|---|---|",
+    ]
+    for key in ("search", "search_advance_on_pass", "oracle"):
+        if key not in r["methods"]:
+            continue
+        m = r["methods"][key]
+        distance = f"{m['distance_steps']:+.0f}" if "distance_steps" in m else ""
+        lines.append(
+            f"| {labels[key]} | {m['epochs']} | {m['final_rate']:.3f} | "
+            f"{m['final_accuracy']:.4f} | {distance} |"
+        )
+    out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+def scale_section():
+    r = _load("scale")
+    out = ["### Scale: FPGM scoring, mask updates and strip\n", _command("scale")]
+    if r is None:
+        return "\n".join(out + [_missing("scale")])
+    lines = [
+        "| FPGM scoring, one 3x3x512 layer | fastest of repeats | one BLAS thread |",
+        "|---|---|---|",
+    ]
+    for row in r["fpgm_scaling"]:
+        lines.append(
+            f"| {row['filters']} filters | {1000 * row['seconds']:.1f} ms | "
+            f"{1000 * row['single_thread_seconds']:.1f} ms |"
+        )
+    out.append("\n".join(lines) + "\n")
+    n = r["resnet50"]
+    out.append(
+        "\n".join(
+            [
+                f"| ResNet50 ({n['input_size']}x{n['input_size']}), every conv prunable | seconds "
+                "| target |",
+                "|---|---|---|",
+                f"| `create_compressed_model` | {n['create_compressed_model_s']:.2f} | |",
+                f"| recompute all masks (FPGM scores + assignment) | "
+                f"{n['recompute_all_masks_s']:.2f} | < {n['recompute_target_s']:g} |",
+                f"| `strip_model` (rate {n['final_rate']}: {n['params_full']:,} -> "
+                f"{n['params_stripped']:,} parameters) | {n['strip_s']:.2f} | "
+                f"< {n['strip_target_s']:g} |",
+            ]
+        )
+        + "\n"
+    )
+    out.append(
+        "Scoring grows with filters squared times their size (pairwise distances); with both "
+        "BLAS threads on a loaded machine a call can stall on a busy core, hence the "
+        "one-thread column.\n"
+    )
+    return "\n".join(out)
+
+
+def render():
+    parts = [
+        "All figures below are rendered by `python -m examples.benchmarks.report` from the JSON "
+        "files in `examples/benchmarks/results/`, written by the command above each table on "
+        "this 2-core CPU machine (shared and noisy: timings are ratios measured side by side "
+        "in one run).\n",
+        compress_section(
+            "compress_digits",
+            "The main job on digits (pruning + int8 QAT, 1% budget)",
+            "`runs/digits/summary.md` has the search table.",
+        ),
+        compress_section(
+            "compress_cifar10",
+            "The main job on CIFAR-10: ResNet-20, the seed's search rules, 1% budget",
+            "The search validates on the 10,000 test images (as the seed's CIFAR recipe does); "
+            "`cifar10_resnet20_pruning_short.json` keeps the seed's config but scales its epoch "
+            "counts to a CPU (see Limitations).",
+        ),
+        deployment_section(),
+        training_cost_section(),
+        search_section(),
+        scale_section(),
+    ]
+    return "\n".join(parts)
+
+
+def main(argv):
+    del argv
+    with open(FLAGS.readme, encoding="utf-8") as f:
+        readme = f.read()
+    if BEGIN not in readme or END not in readme:
+        sys.exit(f"{FLAGS.readme} has no {BEGIN} ... {END} block to fill.")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    updated = f"{head}{BEGIN}\n{render()}\n{END}{tail}"
+    if FLAGS.check:
+        if updated != readme:
+            sys.exit(
+                "README.md's results section is out of date with examples/benchmarks/results/: "
+                "run `python -m examples.benchmarks.report`."
+            )
+        print("README.md results are up to date.")
+        return
+    with open(FLAGS.readme, "w", encoding="utf-8") as f:
+        f.write(updated)
+    print(f"Updated {FLAGS.readme}")
+
+
+if __name__ == "__main__":
+    app.run(main)
