@@ -113,10 +113,16 @@ def test_callback_resumes_after_crash(tmp_path):
     log_dir = str(tmp_path)
     with pytest.raises(RuntimeError, match="simulated crash"):
         fit("revisit_uses_known_outcome", crash_at=3, log_dir=log_dir)
-    resumed, ctrl, _, _, history = fit("revisit_uses_known_outcome", log_dir=log_dir, resume=True)
+    resumed, ctrl, model, _, history = fit(
+        "revisit_uses_known_outcome", log_dir=log_dir, resume=True
+    )
     assert resumed.result.to_dict() == reference.result.to_dict()
     assert len(history.epoch) == 3
     assert ctrl.compression_rate == 0.325
+    # The optimizer's step count came back with the weights (a schedule continues).
+    assert int(_numpy(model.optimizer.iterations)) == int(
+        _numpy(reference.model.optimizer.iterations)
+    )
 
 
 def test_missing_monitor_names_available_keys():

@@ -162,7 +162,7 @@ def test_log_dir_gets_checkpoints_summary_plot_and_tensorboard(tmp_path):
     assert {"accuracy_aware_state.json", "accuracy_aware_summary.txt"} <= files
     assert {"accuracy_aware_result.json", "accuracy_aware.png"} <= files
     checkpoints = set(os.listdir(tmp_path / "checkpoints"))
-    assert f"{checkpoint_key(0.25)}.weights.h5" in checkpoints
+    assert f"{checkpoint_key(0.25)}.weights.npz" in checkpoints
     with open(tmp_path / "checkpoints" / f"{checkpoint_key(0.25)}.json") as file:
         assert json.load(file)["controller_state"]["compression_rate"] == 0.25
     assert "0.25" in (tmp_path / "accuracy_aware_summary.txt").read_text()

@@ -1,7 +1,9 @@
 """Checkpoints of a model and its compression controller.
 
 A checkpoint is the model's weights (masks are weights, so they travel with
-them) plus the controller's state. Restoring loads the weights first and
+them) plus the controller's state; the optimizer's state is kept only where
+asked for (the resume state), so going back to a rate's best checkpoint does
+not move the optimizer's step count or learning rate back with it. Restoring loads the weights first and
 then the controller's state, which sets the controller's rate without
 recomputing masks, so weights, masks and `ctrl.compression_rate` agree.
 """
@@ -10,6 +12,8 @@ import copy
 import json
 import logging
 import os
+
+import numpy as np
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
 
@@ -59,26 +63,66 @@ class CheckpointStore:
             os.makedirs(directory, exist_ok=True)
 
     def weights_path(self, key):
-        return os.path.join(self.directory, f"{key}.weights.h5")
+        return os.path.join(self.directory, f"{key}.weights.npz")
 
     def _metadata_path(self, key):
         return os.path.join(self.directory, f"{key}.json")
 
-    def save(self, key, model, ctrl, **metadata):
-        """Saves the model and the controller under `key`."""
+    def _optimizer_path(self, key):
+        return os.path.join(self.directory, f"{key}.optimizer.npz")
+
+    def save(self, key, model, ctrl, optimizer=None, **metadata):
+        """Saves the model and the controller under `key`.
+
+        With `optimizer` (a built Keras optimizer) its variables are saved too:
+        the step count (so learning-rate schedules continue where they were)
+        and the slots (momentum, Adam moments).
+        """
         entry = {"controller_state": controller_state(ctrl), **metadata}
         if self.directory is None:
             self._memory[key] = ([w.copy() for w in model.get_weights()], entry)
             return None
+        # `model.get_weights()`, not `model.save_weights()`: Keras puts the
+        # optimizer's variables into the latter and `load_weights` restores them.
         path = self.weights_path(key)
-        temporary = os.path.join(self.directory, f"{key}.tmp.weights.h5")
-        model.save_weights(temporary, overwrite=True)
+        temporary = os.path.join(self.directory, f"{key}.tmp.weights.npz")
+        np.savez(temporary, *model.get_weights())
         os.replace(temporary, path)
+        if optimizer is not None and getattr(optimizer, "built", False):
+            temporary = os.path.join(self.directory, f"{key}.tmp.optimizer.npz")
+            np.savez(temporary, *[np.asarray(v.numpy()) for v in optimizer.variables])
+            os.replace(temporary, self._optimizer_path(key))
         write_json_atomically(self._metadata_path(key), entry)
         return path
 
-    def restore(self, key, model, ctrl):
-        """Loads `key` into the model and the controller; returns its metadata."""
+    def _restore_optimizer(self, key, model, optimizer):
+        path = self._optimizer_path(key)
+        if optimizer is None or not os.path.exists(path):
+            return
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        with np.load(path) as archive:
+            values = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+        variables = optimizer.variables
+        if len(values) != len(variables) or any(
+            tuple(v.shape) != value.shape for v, value in zip(variables, values)
+        ):
+            logger.warning(
+                "The optimizer state in %s does not fit this optimizer (%d saved variables, "
+                "%d now); it starts afresh (step count and slots at zero).",
+                path,
+                len(values),
+                len(variables),
+            )
+            return
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    def restore(self, key, model, ctrl, optimizer=None):
+        """Loads `key` into the model and the controller; returns its metadata.
+
+        With `optimizer`, also its variables if they were saved with the key.
+        """
         if self.directory is None:
             if key not in self._memory:
                 raise KeyError(f"No checkpoint was saved under the key {key!r}.")
@@ -90,7 +134,9 @@ class CheckpointStore:
                 raise FileNotFoundError(
                     f"No checkpoint {key!r} in {self.directory}; expected {metadata_path}."
                 )
-            model.load_weights(self.weights_path(key))
+            with np.load(self.weights_path(key)) as archive:
+                model.set_weights([archive[f"arr_{i}"] for i in range(len(archive.files))])
+            self._restore_optimizer(key, model, optimizer)
             with open(metadata_path, encoding="utf-8") as file:
                 entry = json.load(file)
         load_controller_state(ctrl, entry["controller_state"])
@@ -100,6 +146,6 @@ class CheckpointStore:
         if self.directory is None:
             self._memory.pop(key, None)
             return
-        for path in (self.weights_path(key), self._metadata_path(key)):
+        for path in (self.weights_path(key), self._metadata_path(key), self._optimizer_path(key)):
             if os.path.exists(path):
                 os.remove(path)

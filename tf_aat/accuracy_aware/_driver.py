@@ -47,8 +47,11 @@ class SearchDriver:
         tensorboard_writer=None,
         dump_checkpoint_fn=None,
         load_checkpoint_fn=None,
+        optimizer=None,
     ):
         self.ctrl = ctrl
+        # Saved with the resume state (default: the model's compiled optimizer).
+        self.optimizer = optimizer
         self.params = params
         self.uncompressed_metric = float(uncompressed_metric)
         self.log_dir = log_dir
@@ -78,7 +81,7 @@ class SearchDriver:
             self.search = AccuracyAwareSearch.from_dict(state["search"])
             self.user_checkpoints = state.get("user_checkpoints", {})
             self._last_key = state["last_checkpoint"]
-            self.store.restore(self._last_key, model, self.ctrl)
+            self.store.restore(self._last_key, model, self.ctrl, optimizer=self._optimizer(model))
             if not self.search.scheduler_active:
                 self._disable_scheduler()
             scaler.apply(self.search.learning_rate_scale)
@@ -196,6 +199,13 @@ class SearchDriver:
         if decision.learning_rate_scale is not None:
             self.scaler.apply(decision.learning_rate_scale)
 
+    def _optimizer(self, model):
+        optimizer = self.optimizer or getattr(model, "optimizer", None)
+        # Only Keras optimizers: their variables are what a resume needs.
+        return (
+            optimizer if hasattr(optimizer, "variables") and hasattr(optimizer, "build") else None
+        )
+
     def _save_resume_state(self, model):
         """Saves the model as it enters the next epoch, then the search state.
 
@@ -206,7 +216,13 @@ class SearchDriver:
         if self.log_dir is None:
             return
         key = f"last_{self.search.epochs_trained}"
-        self.store.save(key, model, self.ctrl, epoch=self.search.epochs_trained)
+        self.store.save(
+            key,
+            model,
+            self.ctrl,
+            optimizer=self._optimizer(model),
+            epoch=self.search.epochs_trained,
+        )
         state = {
             "search": self.search.to_dict(),
             "last_checkpoint": key,

@@ -131,6 +131,7 @@ class AccuracyAwareTrainingLoop:
             tensorboard_writer=tensorboard_writer,
             dump_checkpoint_fn=dump_checkpoint_fn,
             load_checkpoint_fn=load_checkpoint_fn,
+            optimizer=optimizer,
         )
         self.driver.begin(model, scaler, owner=self)
         search = self.driver.search
