@@ -57,6 +57,7 @@ flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 
 def baseline_model(x_train, y_train, x_test, y_test, batch_size):
     path = FLAGS.baseline or os.path.join(FLAGS.log_dir, "baseline.keras")
+    cached = os.path.exists(path)
     model = training.load_or_train(
         path,
         lambda: models.MODELS[FLAGS.model](input_shape=x_train.shape[1:], classes=10),
@@ -71,7 +72,7 @@ def baseline_model(x_train, y_train, x_test, y_test, batch_size):
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    return model, path
+    return model, path, cached
 
 
 def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size):
@@ -137,7 +138,9 @@ def main(argv):
     (x_train, y_train), (x_test, y_test) = data.load(
         FLAGS.dataset, FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit
     )
-    model, baseline_path = baseline_model(x_train, y_train, x_test, y_test, batch_size)
+    model, baseline_path, baseline_cached = baseline_model(
+        x_train, y_train, x_test, y_test, batch_size
+    )
     baseline_accuracy = training.accuracy(model, x_test, y_test, batch_size)
     print(f"Baseline accuracy: {baseline_accuracy:.4f}")
 
@@ -162,6 +165,9 @@ def main(argv):
         "dataset": FLAGS.dataset,
         "model": model.name,
         "config": os.path.abspath(FLAGS.config),
+        "train_images": len(x_train),
+        "test_images": len(x_test),
+        "baseline_was_cached": baseline_cached,
         "baseline_accuracy": baseline_accuracy,
         "compressed_accuracy": stripped_accuracy,
         "masked_accuracy": masked_accuracy,
