@@ -34,7 +34,7 @@ COMMANDS = {
     "compress_cifar10": [
         f"python -m examples.compress --dataset=cifar10 {CIFAR} --model=resnet20 \\",
         "    --config=examples/configs/cifar10_resnet20_pruning_short.json \\",
-        "    --optimizer=sgd --learning_rate=0.1 --finetune_learning_rate=0.01 \\",
+        "    --optimizer=sgd --learning_rate=0.1 --finetune_learning_rate=0.002 \\",
         "    --weight_decay=5e-4 --augment --baseline_epochs=15 --log_dir=runs/cifar10_resnet20",
         "cp runs/cifar10_resnet20/metrics.json examples/benchmarks/results/compress_cifar10.json",
     ],
