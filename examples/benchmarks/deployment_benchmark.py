@@ -37,6 +37,7 @@ from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
+from examples.benchmarks._results import write_results  # noqa: E402
 from tf_aat._export import make_interpreter  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -295,10 +296,7 @@ def main(argv):
         },
     }
     print(format_table(results))
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    print(f"\nWrote {FLAGS.output}")
+    write_results(FLAGS.output, results)
 
 
 def format_table(results):

@@ -20,7 +20,6 @@ The training-step cost of the masks is measured by `training_cost_benchmark`.
 Prints tables and writes JSON to --output.
 """
 
-import json
 import os
 import statistics
 import time
@@ -33,6 +32,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
+from examples.benchmarks._results import write_results  # noqa: E402
 from tf_aat.pruning._importance import geometric_median_scores  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -188,12 +188,7 @@ def main(argv):
     results["fpgm_scaling"] = fpgm_scaling()
     results["resnet50"] = resnet50_timings()
     print_tables(results)
-    directory = os.path.dirname(FLAGS.output)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    print(f"\nWrote {FLAGS.output}")
+    write_results(FLAGS.output, results)
 
 
 if __name__ == "__main__":

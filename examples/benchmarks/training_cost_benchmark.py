@@ -30,7 +30,6 @@ Random inputs are enough: step time does not depend on the data. Prints a table
 and writes JSON to --output.
 """
 
-import json
 import os
 import statistics
 import time
@@ -44,6 +43,7 @@ from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import models  # noqa: E402
+from examples.benchmarks._results import write_results  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 128, "Training batch size.")
@@ -235,12 +235,7 @@ def main(argv):
     print_table(table_rows(step_times, ratios, qat_no_worse))
     if note:
         print(f"  {note}")
-    directory = os.path.dirname(FLAGS.output)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    with open(FLAGS.output, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2)
-    print(f"\nWrote {FLAGS.output}")
+    write_results(FLAGS.output, results)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import tf_aat
-from tests.examples.compress_test import run_module
+from tests.scripts import run_module
 
 pytest.importorskip("absl")
 

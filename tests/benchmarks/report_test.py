@@ -2,10 +2,8 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
-from tests.examples.compress_test import ROOT, run_module
+from tests.scripts import ROOT, run_module, run_script
 
 RESULTS = ROOT / "examples" / "benchmarks" / "results"
 
@@ -39,12 +37,7 @@ def test_every_figure_comes_from_the_json(tmp_path):
 def test_check_fails_on_a_stale_readme(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:begin -->\nstale\n<!-- results:end -->\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "examples.benchmarks.report", f"--readme={readme}", "--check"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = run_script("examples.benchmarks.report", f"--readme={readme}", "--check")
     assert result.returncode == 1
     assert (
         "out of date" in result.stderr and "python -m examples.benchmarks.report" in result.stderr

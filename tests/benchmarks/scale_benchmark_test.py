@@ -5,37 +5,23 @@ clash in one process. Timings are not checked against the targets here.
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("absl")
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.scripts import run_module  # noqa: E402
 
 
 def test_tiny_run_writes_fpgm_rows_and_resnet50_timings(tmp_path):
     output = tmp_path / "results" / "scale.json"  # the directory is created
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "examples.benchmarks.scale_benchmark",
-            "--fpgm_max_filters=256",
-            "--fpgm_repeats=1",
-            "--resnet50_size=32",
-            f"--output={output}",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    stdout = run_module(
+        "examples.benchmarks.scale_benchmark",
+        "--fpgm_max_filters=256",
+        "--fpgm_repeats=1",
+        "--resnet50_size=32",
+        f"--output={output}",
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = json.loads(output.read_text())
 
     rows = results["fpgm_scaling"]
@@ -57,5 +43,5 @@ def test_tiny_run_writes_fpgm_rows_and_resnet50_timings(tmp_path):
     assert r50["final_rate"] == pytest.approx(0.4)
     assert r50["params_stripped"] < r50["params_full"]
 
-    assert "3x3x512x256" in result.stdout
-    assert "recompute all masks" in result.stdout and "strip_model" in result.stdout
+    assert "3x3x512x256" in stdout
+    assert "recompute all masks" in stdout and "strip_model" in stdout

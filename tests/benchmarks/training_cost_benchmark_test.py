@@ -6,16 +6,13 @@ clash in one process. Timings are not checked against the targets here.
 
 import importlib.util
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
 pytest.importorskip("absl")
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from tests.scripts import run_module  # noqa: E402
+
 KERAS3_VARIANTS = ("keras3_float", "tf_aat_masks", "tf_aat_qat", "tf_aat_masks_qat")
 TFMOT_VARIANTS = ("tf_keras_float", "tfmot_qat")
 QUOTIENTS = {
@@ -33,26 +30,15 @@ def _tfmot_installed():
 
 
 def run_benchmark(output, *flags):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "examples.benchmarks.training_cost_benchmark",
-            "--batch_size=8",
-            "--warmup_steps=1",
-            "--rounds=1",
-            "--steps=1",
-            f"--output={output}",
-            *flags,
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    return run_module(
+        "examples.benchmarks.training_cost_benchmark",
+        "--batch_size=8",
+        "--warmup_steps=1",
+        "--rounds=1",
+        "--steps=1",
+        f"--output={output}",
+        *flags,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 def test_tiny_run_writes_times_ratios_and_targets(tmp_path):

@@ -2,31 +2,13 @@
 
 import glob
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
 import tf_aat
+from tests.scripts import ROOT, run_module, run_script
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "examples" / "configs"
-
-
-def run_module(module, *flags, timeout=600):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", module, *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
 
 
 @pytest.mark.parametrize("driver", ["callback", "runner"])
@@ -75,14 +57,8 @@ def test_bad_config_fails_before_training(tmp_path):
     bad.write_text(
         '{"compression": {"algorithm": "filter_pruning", "params": {"pruning_taget": 0.3}}}'
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "examples.compress", f"--config={bad}", f"--log_dir={tmp_path}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_script(
+        "examples.compress", f"--config={bad}", f"--log_dir={tmp_path}", timeout=300
     )
     assert result.returncode != 0
     assert "Did you mean `pruning_target`" in result.stderr
