@@ -127,8 +127,9 @@ def deployment_section():
         f"median of {f['latency_rounds']} interleaved rounds of {f['latency_runs']} runs.\n"
     )
     lines = [
-        "| model | accuracy | size | latency | MACs | speed-up | smaller | pruning: speed-up / MAC ideal |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | TFLite accuracy | Keras accuracy | size | latency | MACs | speed-up | smaller "
+        "| pruning: speed-up / MAC ideal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in r["rows"].items():
         pruning = (
@@ -137,11 +138,23 @@ def deployment_section():
             else ""
         )
         lines.append(
-            f"| {name} | {_pct(row['tflite_accuracy'])} | {row['size_bytes'] / 1024:.0f} KB | "
+            f"| {name} | {_pct(row['tflite_accuracy'])} | {_pct(row['keras_accuracy'])} | "
+            f"{row['size_bytes'] / 1024:.0f} KB | "
             f"{row['latency_ms']:.3f} ms | {row['macs'] / 1e6:.1f} M ({row['macs_ratio']:.2f}x) | "
             f"{row['speedup']:.2f}x | {row['size_reduction']:.2f}x | {pruning} |"
         )
     out.append("\n".join(lines) + "\n")
+    agreement = [
+        f"{name} {100 * r['stages'][name]['verification']['argmax_agreement']:.1f}%"
+        for name in ("int8", "pruned_int8")
+        if "verification" in r["stages"].get(name, {})
+    ]
+    if agreement:
+        out.append(
+            "Keras accuracy is the model before conversion (the QAT model for the int8 rows). "
+            "Top-1 agreement of the int8 file with its QAT Keras model on the first 256 test "
+            f"images: {', '.join(agreement)}.\n"
+        )
     best, targets, met = r["rows"]["pruned_int8"], r["targets"], r["targets_met"]
     out.append(
         f"pruned + int8 against fp32: {best['speedup']:.2f}x faster (target >= "
