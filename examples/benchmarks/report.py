@@ -108,6 +108,7 @@ def compress_section(name, title, note):
         + "\n"
     )
     baseline = "cached baseline" if m.get("baseline_was_cached") else "baseline training included"
+    note = note.format(flops=_pct(pruning["flops_reduction"]), rate=m["compression_rate"])
     out.append(f"{wall} wall on this 2-core CPU machine, {baseline}. {note}\n")
     return "\n".join(out)
 
@@ -298,7 +299,7 @@ def render():
             "The search validates on the 10,000 test images, so these are validation "
             "accuracies, not unseen-test ones. Only the convolutions NNCF's defaults allow "
             "are pruned (the first conv of each block; residual groups hold the stem or a "
-            "strided shortcut), hence 16.6% fewer FLOPs at rate 0.225. "
+            "strided shortcut), hence {flops} fewer FLOPs at rate {rate:.3f}. "
             "`cifar10_resnet20_pruning_short.json` keeps the seed's config but scales its "
             "epoch counts to a CPU (see Limitations).",
         ),
