@@ -60,3 +60,17 @@ def test_initial_epoch_resumes_the_schedule_where_it_was():
 def test_rejects_something_that_is_not_a_controller():
     with pytest.raises(TypeError, match="create_compressed_model"):
         tf_aat.CompressionCallback(keras.Sequential())
+
+
+def test_a_quantization_only_controller_trains_without_a_rate():
+    config = {"compression": {"algorithm": "quantization"}}
+    x, y = models.images(8), np.arange(8) % 10
+    ctrl, compressed = tf_aat.create_compressed_model(models.residual_net(), config, init_data=x)
+    compressed.compile(
+        optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    history = compressed.fit(
+        x, y, epochs=2, verbose=0, callbacks=[tf_aat.CompressionCallback(ctrl)]
+    )
+    assert "compression_rate" not in history.history
+    assert len(history.history["loss"]) == 2

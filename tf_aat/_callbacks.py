@@ -11,7 +11,8 @@ class CompressionCallback(keras.callbacks.Callback):
     At the beginning of every epoch it calls `scheduler.epoch_step(epoch)`
     (so the rate of epoch `e` is the schedule's level at `e`, also when
     `fit()` is given `initial_epoch`), at the beginning of every batch
-    `scheduler.step()`, and it adds `compression_rate` to the epoch logs.
+    `scheduler.step()`, and it adds `compression_rate` to the epoch logs (for
+    controllers that have one: quantization alone has no rate).
 
     Do not combine it with `AccuracyAwareCallback`, which steps the scheduler
     itself during its initial phase.
@@ -42,5 +43,7 @@ class CompressionCallback(keras.callbacks.Callback):
         self.compression_ctrl.scheduler.step()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["compression_rate"] = float(self.compression_ctrl.compression_rate)
+        # A quantization-only controller has no rate to log.
+        rate = getattr(self.compression_ctrl, "compression_rate", None)
+        if logs is not None and rate is not None:
+            logs["compression_rate"] = float(rate)

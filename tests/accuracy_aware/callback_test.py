@@ -132,3 +132,14 @@ def test_missing_monitor_names_available_keys():
     callback = AccuracyAwareCallback(ctrl, config, 0.9, monitor="val_acc", verbose=0)
     with pytest.raises(KeyError, match=r"'val_acc'.*Available keys: \['loss'\]"):
         model.fit(np.ones((1, 1)), np.zeros((1, 1)), epochs=2, verbose=0, callbacks=[callback])
+
+
+def test_resume_after_a_learning_rate_change_keeps_the_rate(tmp_path):
+    """The search halves the LR twice; a crash and resume must not scale it again."""
+    _, _, _, reference, _ = fit("oscillates_to_step_limit")
+    assert reference.used == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025], rel=1e-5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit("oscillates_to_step_limit", crash_at=4, log_dir=str(tmp_path))
+    resumed, _, _, recorder, _ = fit("oscillates_to_step_limit", log_dir=str(tmp_path), resume=True)
+    assert recorder.used == pytest.approx([0.025], rel=1e-5)  # the last epoch, as in the reference
+    assert resumed.result.compression_rate == 0.25

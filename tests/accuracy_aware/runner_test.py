@@ -166,7 +166,7 @@ def test_log_dir_gets_checkpoints_summary_plot_and_tensorboard(tmp_path):
     with open(tmp_path / "checkpoints" / f"{checkpoint_key(0.25)}.json") as file:
         assert json.load(file)["controller_state"]["compression_rate"] == 0.25
     assert "0.25" in (tmp_path / "accuracy_aware_summary.txt").read_text()
-    assert len([f for f in checkpoints if f.startswith("last_")]) == 2  # .h5 + .json
+    assert len([f for f in checkpoints if f.startswith("last_")]) == 2  # .weights.npz + .json
 
 
 def test_early_exit_through_the_runner():

@@ -48,11 +48,23 @@ def write_json_atomically(path, data):
     os.replace(temporary, path)
 
 
+def optimizer_state_variables(optimizer):
+    """The optimizer's variables a resume restores: the step count and the slots.
+
+    A float learning rate is a variable too, but not state to restore: the
+    search owns its scale and re-applies it on resume, so restoring the
+    scaled value would scale it twice.
+    """
+    learning_rate = getattr(optimizer, "_learning_rate", None)
+    return [v for v in optimizer.variables if v is not learning_rate]
+
+
 class CheckpointStore:
     """Saves and restores checkpoints by key, in memory or in a directory.
 
     Args:
-        directory: where to write `<key>.weights.h5` and `<key>.json`; None
+        directory: where to write `<key>.weights.npz`, `<key>.json` (and
+            `<key>.optimizer.npz` for resume points); None
             keeps the checkpoints in memory (lost when the process ends).
     """
 
@@ -90,8 +102,11 @@ class CheckpointStore:
         os.replace(temporary, path)
         if optimizer is not None and getattr(optimizer, "built", False):
             temporary = os.path.join(self.directory, f"{key}.tmp.optimizer.npz")
-            np.savez(temporary, *[np.asarray(v.numpy()) for v in optimizer.variables])
+            state = optimizer_state_variables(optimizer)
+            np.savez(temporary, *[np.asarray(v.numpy()) for v in state])
             os.replace(temporary, self._optimizer_path(key))
+        elif os.path.exists(self._optimizer_path(key)):
+            os.remove(self._optimizer_path(key))  # never restore a stale optimizer state
         write_json_atomically(self._metadata_path(key), entry)
         return path
 
@@ -103,7 +118,7 @@ class CheckpointStore:
             optimizer.build(model.trainable_variables)
         with np.load(path) as archive:
             values = [archive[f"arr_{i}"] for i in range(len(archive.files))]
-        variables = optimizer.variables
+        variables = optimizer_state_variables(optimizer)
         if len(values) != len(variables) or any(
             tuple(v.shape) != value.shape for v, value in zip(variables, values)
         ):
@@ -133,6 +148,13 @@ class CheckpointStore:
             if not os.path.exists(metadata_path):
                 raise FileNotFoundError(
                     f"No checkpoint {key!r} in {self.directory}; expected {metadata_path}."
+                )
+            if not os.path.exists(self.weights_path(key)):
+                raise FileNotFoundError(
+                    f"Checkpoint {key!r} in {self.directory} has no weights file "
+                    f"{self.weights_path(key)} (checkpoints written by tf_aat 0.1.0 before "
+                    "this format used .weights.h5). Start the search again without `resume`, "
+                    "or with a new log_dir."
                 )
             with np.load(self.weights_path(key)) as archive:
                 model.set_weights([archive[f"arr_{i}"] for i in range(len(archive.files))])
