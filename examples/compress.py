@@ -5,7 +5,7 @@ highest compression rate within the config's accuracy budget (Keras callback
 or loop runner), strips the pruned filters, exports TFLite, evaluates it, and
 writes a report (summary.md, metrics.json, the search plot) into --log_dir.
 
-    python -m examples.compress                      # digits, offline, ~2 minutes
+    python -m examples.compress                      # digits, offline, ~20 s on 2 cores
     python -m examples.compress --dataset=cifar10 --cifar10_path=../shared/data/cifar10_jpeg.npz \
         --model=resnet20 --config=examples/configs/cifar10_resnet20_pruning_adaptive.json
 """

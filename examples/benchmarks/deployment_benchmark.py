@@ -39,6 +39,7 @@ import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
 from tf_aat._export import make_interpreter  # noqa: E402
+from tf_aat.accuracy_aware._checkpoints import write_json_atomically  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.datasets (online).")
@@ -80,7 +81,7 @@ def multiply_accumulates(model):
         elif isinstance(layer, keras.layers.Conv2D):
             out = layer.output.shape
             kernel = layer.kernel.shape
-            per_output = int(np.prod(kernel[:-1])) // layer.groups
+            per_output = int(np.prod(kernel[:-1]))  # the kernel holds in/groups inputs
             total += int(np.prod(out[1:])) * per_output
         elif isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.kernel.shape))
@@ -90,7 +91,12 @@ def multiply_accumulates(model):
 
 
 class Stages:
-    """Stage metrics persisted in <work_dir>/stages.json, so reruns skip finished work."""
+    """Stage metrics persisted in <work_dir>/stages.json, so reruns skip finished work.
+
+    Each stage is recorded with the inputs it was made from (the baseline file,
+    the flags that shape it, the stage it builds on); a rerun with other
+    inputs redoes that stage and every stage built on it.
+    """
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "stages.json")
@@ -99,13 +105,17 @@ class Stages:
             with open(self.path, encoding="utf-8") as f:
                 self.data = json.load(f)
 
-    def done(self, name, *files):
-        return name in self.data and all(os.path.exists(f) for f in files)
+    def done(self, name, inputs, *files):
+        entry = self.data.get(name)
+        return (
+            entry is not None
+            and entry.get("inputs") == inputs
+            and all(os.path.exists(f) for f in files)
+        )
 
-    def record(self, name, values):
-        self.data[name] = values
-        with open(self.path, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=2)
+    def record(self, name, inputs, values):
+        self.data[name] = {"inputs": inputs, **values}
+        write_json_atomically(self.path, self.data)
 
 
 def _fit(model, train, test, epochs, learning_rate, callbacks=()):
@@ -204,6 +214,7 @@ def main(argv):
     baseline_path = FLAGS.baseline or os.path.join(FLAGS.work_dir, "baseline.keras")
     pruned_path = os.path.join(FLAGS.work_dir, "pruned.keras")
 
+    baseline_trained_here = not os.path.exists(baseline_path)
     baseline = training.load_or_train(
         baseline_path,
         lambda: models.resnet20(input_shape=train[0].shape[1:], classes=10),
@@ -218,22 +229,40 @@ def main(argv):
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
-    if not stages.done("fp32", file["fp32"]):
+    shared = {"batch_size": FLAGS.batch_size, "seed": FLAGS.seed, "train_images": len(train[0])}
+    inputs = {
+        "fp32": {
+            "baseline": os.path.abspath(baseline_path),
+            "baseline_mtime": os.path.getmtime(baseline_path),
+        }
+    }
+    inputs["pruned"] = {
+        "fp32": inputs["fp32"],
+        "flops_target": FLAGS.flops_target,
+        "prune_epochs": FLAGS.prune_epochs,
+        "pruning_steps": FLAGS.pruning_steps,
+        "finetune_learning_rate": FLAGS.finetune_learning_rate,
+        "weight_decay": FLAGS.weight_decay,
+        **shared,
+    }
+    qat = {"qat_epochs": FLAGS.qat_epochs, "qat_learning_rate": FLAGS.qat_learning_rate, **shared}
+    inputs["int8"] = {"fp32": inputs["fp32"], **qat}
+    inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}
+
+    if not stages.done("fp32", inputs["fp32"], file["fp32"]):
         tf_aat.export_tflite(baseline, file["fp32"], batch_size=1, quantize=False)
-        stages.record(
-            "fp32",
-            {"keras_accuracy": training.accuracy(baseline, test[0], test[1], FLAGS.batch_size)},
-        )
-    if stages.done("pruned", pruned_path, file["pruned"]):
+        accuracy = training.accuracy(baseline, test[0], test[1], FLAGS.batch_size)
+        stages.record("fp32", inputs["fp32"], {"keras_accuracy": accuracy})
+    if stages.done("pruned", inputs["pruned"], pruned_path, file["pruned"]):
         pruned = keras.models.load_model(pruned_path)
     else:
         pruned, extra = prune(baseline, train, test, pruned_path)
         tf_aat.export_tflite(pruned, file["pruned"], batch_size=1, quantize=False)
         extra["keras_accuracy"] = training.accuracy(pruned, test[0], test[1], FLAGS.batch_size)
-        stages.record("pruned", extra)
+        stages.record("pruned", inputs["pruned"], extra)
     for name, model in (("int8", baseline), ("pruned_int8", pruned)):
-        if not stages.done(name, file[name]):
-            stages.record(name, quantize(model, train, test, file[name]))
+        if not stages.done(name, inputs[name], file[name]):
+            stages.record(name, inputs[name], quantize(model, train, test, file[name]))
 
     macs = {"fp32": multiply_accumulates(baseline), "pruned": multiply_accumulates(pruned)}
     macs["int8"], macs["pruned_int8"] = macs["fp32"], macs["pruned"]
@@ -286,6 +315,7 @@ def main(argv):
                 "seed",
             )
         },
+        "baseline": {"path": baseline_path, "trained_here": baseline_trained_here},
         "rows": rows,
         "stages": stages.data,
         "targets": TARGETS,

@@ -179,7 +179,7 @@ def print_tables(results):
 def main(argv):
     del argv
     results = {
-        "device": "cpu",
+        "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "numpy": np.__version__,

@@ -211,7 +211,7 @@ def main(argv):
     ratios = ratios_of(step_times)
     qat_no_worse = ratios["qat"] <= ratios["tfmot"] if "tfmot" in ratios else None
     results = {
-        "device": "cpu",
+        "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "model": "resnet20",

@@ -53,3 +53,12 @@ def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, 
     out = run_module("examples.benchmarks.deployment_benchmark", *flags, *TINY)
     assert "Loading the cached baseline" in out
     assert "Pruning to" not in out and "QAT fine-tuning" not in out
+
+    # Another FLOPs target redoes the pruned stages only, not the baseline's int8 one.
+    out = run_module(
+        "examples.benchmarks.deployment_benchmark", *flags, *TINY, "--flops_target=0.4"
+    )
+    assert "Pruning to 40% fewer FLOPs" in out and out.count("QAT fine-tuning") == 1
+    rows = json.loads(output.read_text())["rows"]
+    assert rows["pruned"]["macs_ratio"] == pytest.approx(0.6, abs=0.08)
+    assert json.loads(output.read_text())["baseline"]["trained_here"] is False
