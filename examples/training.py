@@ -81,13 +81,42 @@ def load_or_train(
     """Loads the model cached at `path`, or builds, trains and saves it there.
 
     `build()` returns a fresh model; SGD decays its learning rate to 0 over
-    the run (cosine). Returns the model.
+    the run (cosine). The recipe and the training time are written beside the
+    model (`<path>.json`); loading a model cached with another recipe warns.
+    Returns the model.
     """
+    import json
     import os
+    import time
 
+    recipe = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "augment": augment,
+        "seed": seed,
+        "train_images": len(train[0]),
+    }
     if os.path.exists(path):
         print(f"Loading the cached baseline from {path}")
-        return keras.models.load_model(path)
+        model = keras.models.load_model(path)
+        if os.path.exists(f"{path}.json"):
+            with open(f"{path}.json", encoding="utf-8") as f:
+                cached = json.load(f)
+            differs = {
+                key: (cached.get(key), value)
+                for key, value in recipe.items()
+                if cached.get(key) != value
+            }
+            if cached.get("model") not in (None, model.name) or differs:
+                print(
+                    f"WARNING: the cached baseline {path} was trained with another recipe "
+                    f"(cached, requested): {differs}. It is used as it is; delete it or pass "
+                    "another path to train one with this recipe."
+                )
+        return model
     model = build()
     steps = epochs * -(-len(train[0]) // batch_size)
     compile_classifier(
@@ -98,6 +127,7 @@ def load_or_train(
         weight_decay=weight_decay,
     )
     print(f"Training the baseline {model.name} for {epochs} epochs")
+    started = time.time()
     model.fit(
         train_data(train[0], train[1], batch_size, augment, seed),
         epochs=epochs,
@@ -106,4 +136,6 @@ def load_or_train(
     )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
+    with open(f"{path}.json", "w", encoding="utf-8") as f:
+        json.dump({"model": model.name, **recipe, "seconds": time.time() - started}, f, indent=2)
     return model

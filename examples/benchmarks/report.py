@@ -110,6 +110,12 @@ def compress_section(name, title, note):
         + "\n"
     )
     baseline = "cached baseline" if m.get("baseline_was_cached") else "baseline training included"
+    recipe = m.get("baseline_recipe")
+    if m.get("baseline_was_cached") and recipe and "seconds" in recipe:
+        baseline += (
+            f" (its {recipe['epochs']} epochs took {recipe['seconds'] / 60:.0f} min "
+            "when it was trained)"
+        )
     note = note.format(flops=_pct(pruning["flops_reduction"]), rate=m["compression_rate"])
     out.append(f"{wall} wall on this 2-core CPU machine, {baseline}. {note}\n")
     return "\n".join(out)
