@@ -201,3 +201,25 @@ def test_config_object_and_errors():
         create_accuracy_aware_training_loop({"compression": []}, ctrl, 0.9)
     with pytest.raises(TypeError, match="Unexpected arguments"):
         create_accuracy_aware_training_loop(Config(), ctrl, 0.9, dump_chekpoints=True)
+
+
+def test_resume_with_an_optimizer_keeps_the_searched_learning_rate(tmp_path):
+    """The runner saves the optimizer with the resume point; its scaled float
+    learning rate is re-derived from the search, not scaled a second time."""
+
+    def harness(**kwargs):
+        h = Harness("oscillates_to_step_limit", optimizer=keras.optimizers.SGD(0.1), **kwargs)
+        h.optimizer.build(h.model.trainable_variables)
+        return h
+
+    reference = harness()
+    reference.run()
+    assert reference.learning_rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        harness(crash_at=4).run(log_dir=str(tmp_path))
+    resumed = harness()
+    loop, _ = resumed.run(log_dir=str(tmp_path), resume=True)
+    assert resumed.learning_rates == pytest.approx([0.025])
+    assert loop.result.compression_rate == 0.25
+    saved = [f for f in os.listdir(tmp_path / "checkpoints") if f.endswith(".optimizer.npz")]
+    assert saved  # the resume point carried the optimizer
