@@ -103,6 +103,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         compressed.fit(
             train_data,
             epochs=epochs,
+            shuffle=False,  # the dataset shuffles itself, every epoch
             validation_data=test,
             callbacks=[callback],
             verbose=FLAGS.verbose,
@@ -110,7 +111,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         return compressed, callback.result
 
     def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        model.fit(train_data, epochs=1, verbose=FLAGS.verbose)
+        model.fit(train_data, epochs=1, shuffle=False, verbose=FLAGS.verbose)
 
     def validate_fn(model, epoch):
         return training.accuracy(model, test[0], test[1], batch_size)

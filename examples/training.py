@@ -131,6 +131,7 @@ def load_or_train(
     model.fit(
         train_data(train[0], train[1], batch_size, augment, seed),
         epochs=epochs,
+        shuffle=False,  # the dataset shuffles itself, every epoch
         validation_data=test,
         verbose=verbose,
     )

@@ -126,6 +126,7 @@ def _fit(model, train, test, epochs, learning_rate, callbacks=()):
     model.fit(
         training.train_data(train[0], train[1], FLAGS.batch_size, augment=True, seed=FLAGS.seed),
         epochs=epochs,
+        shuffle=False,  # the dataset shuffles itself, every epoch
         validation_data=test,
         callbacks=list(callbacks),
         verbose=FLAGS.verbose,
