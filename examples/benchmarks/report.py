@@ -40,7 +40,8 @@ COMMANDS = {
     ],
     "deployment": [
         f"python -m examples.benchmarks.deployment_benchmark {CIFAR} \\",
-        "    --baseline=runs/cifar10_resnet20/baseline.keras --work_dir=runs/deployment",
+        "    --baseline=runs/cifar10_resnet20/baseline.keras --prune_epochs=15 \\",
+        "    --work_dir=runs/deployment",
     ],
     "training_cost": ["python -m examples.benchmarks.training_cost_benchmark"],
     "search": [
