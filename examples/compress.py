@@ -169,7 +169,7 @@ def main(argv):
         "train_images": len(x_train),
         "test_images": len(x_test),
         "baseline_was_cached": baseline_cached,
-        "baseline_recipe": _recipe(baseline_path),
+        "baseline_recipe": training.baseline_recipe(baseline_path),
         "baseline_accuracy": baseline_accuracy,
         "compressed_accuracy": stripped_accuracy,
         "masked_accuracy": masked_accuracy,
@@ -201,14 +201,6 @@ def main(argv):
         json.dump(metrics, f, indent=2, default=str)
     _write_summary(metrics, result, statistics)
     print(_headline(metrics))
-
-
-def _recipe(path):
-    """What `training.load_or_train` wrote beside the baseline (None if nothing)."""
-    if not os.path.exists(f"{path}.json"):
-        return None
-    with open(f"{path}.json", encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _headline(m):

@@ -63,6 +63,17 @@ def accuracy(model, x, y, batch_size):
     return correct / len(x)
 
 
+def baseline_recipe(path):
+    """The recipe `load_or_train` wrote beside the model at `path` (None if none)."""
+    import json
+    import os
+
+    if not os.path.exists(f"{path}.json"):
+        return None
+    with open(f"{path}.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
 def load_or_train(
     path,
     build,
@@ -102,9 +113,8 @@ def load_or_train(
     if os.path.exists(path):
         print(f"Loading the cached baseline from {path}")
         model = keras.models.load_model(path)
-        if os.path.exists(f"{path}.json"):
-            with open(f"{path}.json", encoding="utf-8") as f:
-                cached = json.load(f)
+        cached = baseline_recipe(path)
+        if cached is not None:
             differs = {
                 key: (cached.get(key), value)
                 for key, value in recipe.items()

@@ -10,9 +10,10 @@ class CompressionCallback(keras.callbacks.Callback):
     config's `pruning_target` with its exponential schedule and fine-tune.
     At the beginning of every epoch it calls `scheduler.epoch_step(epoch)`
     (so the rate of epoch `e` is the schedule's level at `e`, also when
-    `fit()` is given `initial_epoch`), at the beginning of every batch
-    `scheduler.step()`, and it adds `compression_rate` to the epoch logs (for
-    controllers that have one: quantization alone has no rate).
+    `fit()` is given `initial_epoch`), and it adds `compression_rate` to the
+    epoch logs (for controllers that have one: quantization alone has no
+    rate). No schedule here is per batch, so it adds nothing to the training
+    step.
 
     Do not combine it with `AccuracyAwareCallback`, which steps the scheduler
     itself during its initial phase.
@@ -38,9 +39,6 @@ class CompressionCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.compression_ctrl.scheduler.epoch_step(epoch)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.compression_ctrl.scheduler.step()
 
     def on_epoch_end(self, epoch, logs=None):
         # A quantization-only controller has no rate to log.

@@ -230,6 +230,18 @@ def _shared(section, key_path):
     return values
 
 
+def _steps(section, key_path, step_key, factor_key):
+    """The first rate step and its reduction factor, under each layout's own names."""
+    return {
+        "compression_rate_step": _number(
+            section, step_key, key_path, 0.1, low=0, high=1, open_low=True
+        ),
+        "step_reduction_factor": _number(
+            section, factor_key, key_path, 0.5, low=0, high=1, open_low=True, open_high=True
+        ),
+    }
+
+
 def _mode(value, key_path):
     if value not in MODES:
         raise ConfigError(_path(key_path, "mode"), f"one of {list(MODES)}", value)
@@ -244,19 +256,7 @@ def _parse_seed(section, key_path):
         section, "maximal_accuracy_degradation", key_path, 1.0, low=0
     )
     values["maximal_absolute_accuracy_degradation"] = None
-    values["compression_rate_step"] = _number(
-        section, "compression_rate_step", key_path, 0.1, low=0, high=1, open_low=True
-    )
-    values["step_reduction_factor"] = _number(
-        section,
-        "step_reduction_factor",
-        key_path,
-        0.5,
-        low=0,
-        high=1,
-        open_low=True,
-        open_high=True,
-    )
+    values.update(_steps(section, key_path, "compression_rate_step", "step_reduction_factor"))
     return values
 
 
@@ -305,24 +305,13 @@ def _parse_nncf(section, key_path):
         if absolute
         else None
     )
-    values["compression_rate_step"] = _number(
-        params,
-        "initial_compression_rate_step",
-        params_path,
-        0.1,
-        low=0,
-        high=1,
-        open_low=True,
-    )
-    values["step_reduction_factor"] = _number(
-        params,
-        "compression_rate_step_reduction_factor",
-        params_path,
-        0.5,
-        low=0,
-        high=1,
-        open_low=True,
-        open_high=True,
+    values.update(
+        _steps(
+            params,
+            params_path,
+            "initial_compression_rate_step",
+            "compression_rate_step_reduction_factor",
+        )
     )
     return values
 
