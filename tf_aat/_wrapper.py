@@ -94,7 +94,13 @@ class CompressionWrapper(keras.layers.Wrapper):
             kwargs["training"] = training
         with keras.StatelessScope(state_mapping=mapping) as scope:
             outputs = self.layer(inputs, **kwargs)
+        # Write back what the layer itself updated (BN moving statistics), never
+        # the compressed values mapped in: a frozen (`trainable=False`) kernel is
+        # a non-trainable variable too, and must keep its float values.
+        mapped = {id(variable) for variable, _ in mapping}
         for variable in self.layer.non_trainable_variables:
+            if id(variable) in mapped:
+                continue
             value = scope.get_current_value(variable)
             if value is not None:
                 variable.assign(value)

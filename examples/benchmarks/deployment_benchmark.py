@@ -51,6 +51,21 @@ flags.DEFINE_integer("baseline_epochs", 15, "Epochs to train the baseline if it 
 flags.DEFINE_integer("prune_epochs", 15, "Fine-tuning epochs of the pruned model.")
 flags.DEFINE_integer("pruning_steps", 3, "Epochs over which the schedule reaches the target.")
 flags.DEFINE_float("flops_target", 0.5, "Fraction of FLOPs to remove by pruning.")
+flags.DEFINE_bool(
+    "prune_first_conv", True, "Prune the stem conv (and the residual group it feeds)."
+)
+flags.DEFINE_bool(
+    "prune_downsample_convs", True, "Prune strided convs (and the residual groups they feed)."
+)
+flags.DEFINE_bool(
+    "distill",
+    False,
+    "Fine-tune (pruning and QAT) with keras.distillation.Distiller, the fp32 baseline as teacher.",
+)
+flags.DEFINE_float("distillation_temperature", 4.0, "Softmax temperature of the distillation loss.")
+flags.DEFINE_float(
+    "student_loss_weight", 0.5, "Weight of the label loss; the distillation loss gets the rest."
+)
 flags.DEFINE_integer("qat_epochs", 1, "QAT fine-tuning epochs (int8 and pruned + int8).")
 flags.DEFINE_float("learning_rate", 0.1, "Baseline SGD learning rate (cosine-decayed).")
 flags.DEFINE_float("finetune_learning_rate", 0.01, "Pruning fine-tune SGD learning rate.")
@@ -118,8 +133,24 @@ class Stages:
         write_json_atomically(self.path, self.data)
 
 
-def _fit(model, train, test, epochs, learning_rate, callbacks=()):
+def _fit(model, train, test, epochs, learning_rate, teacher, callbacks=()):
+    """SGD with cosine decay on augmented batches; with --distill, `teacher` teaches."""
     steps = epochs * -(-len(train[0]) // FLAGS.batch_size)
+    if FLAGS.distill:
+        # The Distiller freezes its teacher (`trainable=False`); a copy keeps the
+        # baseline trainable for the stages compressed from it later.
+        frozen = keras.models.clone_model(teacher)
+        frozen.set_weights(teacher.get_weights())
+        model = keras.distillation.Distiller(
+            teacher=frozen,
+            student=model,
+            distillation_losses=keras.distillation.LogitsDistillation(
+                temperature=FLAGS.distillation_temperature,
+                # An instance: with the string default, Keras 3.15 skips the softmax.
+                loss=keras.losses.KLDivergence(),
+            ),
+            student_loss_weight=FLAGS.student_loss_weight,
+        )
     training.compile_classifier(
         model, learning_rate, "sgd", decay_steps=steps, weight_decay=FLAGS.weight_decay
     )
@@ -143,8 +174,8 @@ def prune(baseline, train, test, path):
                 "schedule": "exponential",
                 "pruning_flops_target": FLAGS.flops_target,
                 "pruning_steps": FLAGS.pruning_steps,
-                "prune_first_conv": True,
-                "prune_downsample_convs": True,
+                "prune_first_conv": FLAGS.prune_first_conv,
+                "prune_downsample_convs": FLAGS.prune_downsample_convs,
                 "weight_importance": "geometric_median",
             },
         }
@@ -157,6 +188,7 @@ def prune(baseline, train, test, path):
         test,
         FLAGS.prune_epochs,
         FLAGS.finetune_learning_rate,
+        teacher=baseline,
         callbacks=[tf_aat.CompressionCallback(ctrl)],
     )
     stats = ctrl.statistics().to_dict()
@@ -165,7 +197,7 @@ def prune(baseline, train, test, path):
     return stripped, {"controller_flops_reduction": stats.get("flops_reduction")}
 
 
-def quantize(model, train, test, path):
+def quantize(model, baseline, train, test, path):
     """A short QAT fine-tune, then an int8 TFLite file at `path` (batch 1)."""
     config = {
         "compression": {
@@ -175,7 +207,7 @@ def quantize(model, train, test, path):
     }
     _, qat = tf_aat.create_compressed_model(model, config, init_data=train[0][:512])
     print(f"QAT fine-tuning {model.name} for {FLAGS.qat_epochs} epoch(s)")
-    _fit(qat, train, test, FLAGS.qat_epochs, FLAGS.qat_learning_rate)
+    _fit(qat, train, test, FLAGS.qat_epochs, FLAGS.qat_learning_rate, teacher=baseline)
     keras_accuracy = training.accuracy(qat, test[0], test[1], FLAGS.batch_size)
     export = tf_aat.export_tflite(
         qat, path, batch_size=1, verify_data=test[0][:256], raise_on_mismatch=False
@@ -231,6 +263,11 @@ def main(argv):
         verbose=FLAGS.verbose,
     )
     shared = {"batch_size": FLAGS.batch_size, "seed": FLAGS.seed, "train_images": len(train[0])}
+    if FLAGS.distill:
+        shared["distillation"] = {
+            "temperature": FLAGS.distillation_temperature,
+            "student_loss_weight": FLAGS.student_loss_weight,
+        }
     inputs = {
         "fp32": {
             "baseline": os.path.abspath(baseline_path),
@@ -244,9 +281,12 @@ def main(argv):
         "pruning_steps": FLAGS.pruning_steps,
         "finetune_learning_rate": FLAGS.finetune_learning_rate,
         "weight_decay": FLAGS.weight_decay,
+        "prune_first_conv": FLAGS.prune_first_conv,
+        "prune_downsample_convs": FLAGS.prune_downsample_convs,
         **shared,
     }
     qat = {"qat_epochs": FLAGS.qat_epochs, "qat_learning_rate": FLAGS.qat_learning_rate, **shared}
+
     inputs["int8"] = {"fp32": inputs["fp32"], **qat}
     inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}
 
@@ -263,7 +303,7 @@ def main(argv):
         stages.record("pruned", inputs["pruned"], extra)
     for name, model in (("int8", baseline), ("pruned_int8", pruned)):
         if not stages.done(name, inputs[name], file[name]):
-            stages.record(name, inputs[name], quantize(model, train, test, file[name]))
+            stages.record(name, inputs[name], quantize(model, baseline, train, test, file[name]))
 
     macs = {"fp32": multiply_accumulates(baseline), "pruned": multiply_accumulates(pruned)}
     macs["int8"], macs["pruned_int8"] = macs["fp32"], macs["pruned"]
@@ -305,6 +345,11 @@ def main(argv):
                 "prune_epochs",
                 "pruning_steps",
                 "flops_target",
+                "prune_first_conv",
+                "prune_downsample_convs",
+                "distill",
+                "distillation_temperature",
+                "student_loss_weight",
                 "qat_epochs",
                 "learning_rate",
                 "finetune_learning_rate",

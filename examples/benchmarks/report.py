@@ -138,11 +138,27 @@ def deployment_section():
         baseline = f"One baseline, loaded from `{source['path']}` (`--baseline`)."
     else:
         baseline = "One baseline, loaded with `--baseline` (see the command)."
+    if f.get("prune_first_conv", True) and f.get("prune_downsample_convs", True):
+        scope = "every conv (residual groups included)"
+    elif not f.get("prune_first_conv", True) and not f.get("prune_downsample_convs", True):
+        scope = "the first conv of each block only (NNCF's defaults; residual widths kept)"
+    else:
+        scope = (
+            f"prune_first_conv={f.get('prune_first_conv')}, "
+            f"prune_downsample_convs={f.get('prune_downsample_convs')}"
+        )
+    teacher = (
+        " Both fine-tunes are distilled from the fp32 baseline (`keras.distillation.Distiller`, "
+        f"temperature {f['distillation_temperature']:g}, label-loss weight "
+        f"{f['student_loss_weight']:g})."
+        if f.get("distill")
+        else ""
+    )
     out.append(
         f"{baseline} `pruned`: "
         f"FPGM to {f['flops_target']:.0%} fewer FLOPs over {f['pruning_steps']} epochs "
-        f"(exponential schedule), {f['prune_epochs']} fine-tuning epochs, filters removed. "
-        f"`int8`: {f['qat_epochs']} QAT epoch(s). Accuracy of the TFLite file on "
+        f"(exponential schedule) on {scope}, {f['prune_epochs']} fine-tuning epochs, "
+        f"filters removed. `int8`: {f['qat_epochs']} QAT epoch(s).{teacher} Accuracy of the TFLite file on "
         f"{r['test_images']:,} test images; latency at batch 1 on one thread (LiteRT, XNNPACK), "
         f"median of {f['latency_rounds']} interleaved rounds of {f['latency_runs']} runs.\n"
     )

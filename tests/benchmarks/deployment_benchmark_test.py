@@ -2,6 +2,7 @@
 
 import json
 
+import keras
 import pytest
 
 import tf_aat
@@ -62,3 +63,34 @@ def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, 
     rows = json.loads(output.read_text())["rows"]
     assert rows["pruned"]["macs_ratio"] == pytest.approx(0.6, abs=0.08)
     assert json.loads(output.read_text())["baseline"]["trained_here"] is False
+
+    # Distillation and the NNCF-default pruning scope: every fine-tune is redone
+    # (the teacher changes all three), the stem and residual widths are kept.
+    out = run_module(
+        "examples.benchmarks.deployment_benchmark",
+        *flags,
+        *TINY,
+        "--distill",
+        "--noprune_first_conv",
+        "--noprune_downsample_convs",
+    )
+    assert "Pruning to 50% fewer FLOPs" in out and out.count("QAT fine-tuning") == 2
+    assert "Loading the cached baseline" in out
+    results = json.loads(output.read_text())
+    assert results["flags"]["distill"] is True
+    pruned = keras.models.load_model(work / "pruned.keras")
+    baseline = keras.models.load_model(work / "baseline.keras")
+    widths = {
+        layer.name: layer.filters
+        for layer in pruned.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    }
+    full = {
+        layer.name: layer.filters
+        for layer in baseline.layers
+        if isinstance(layer, keras.layers.Conv2D)
+    }
+    kept = [name for name in full if not name.endswith("_a_conv")]
+    assert all(widths[name] == full[name] for name in kept)
+    assert any(widths[name] < full[name] for name in full if name.endswith("_a_conv"))
+    assert results["rows"]["pruned"]["macs_ratio"] < 0.75

@@ -184,3 +184,25 @@ def test_saved_model_export_of_qat_model(tmp_path):
     qat.export(str(tmp_path / "saved"), verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))
     np.testing.assert_allclose(reloaded.serve(x).numpy(), qat.predict(x, verbose=0), atol=1e-5)
+
+
+def test_frozen_layers_keep_their_float_weights_and_export(tmp_path):
+    """Transfer learning: a frozen (trainable=False) layer stays frozen and float
+    under QAT; its kernel is never overwritten with the fake-quantized one."""
+    model = models.plain_cnn()
+    model.get_layer("conv1").trainable = False
+    frozen = model.get_layer("conv1").kernel.numpy().copy()
+    x = np.random.default_rng(0).uniform(0, 1, (16, *model.input_shape[1:])).astype("float32")
+    ctrl, qat = tf_aat.create_compressed_model(model, CONFIG, init_data=x)
+    qat.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    qat.fit(x, np.arange(16) % 10, epochs=2, verbose=0)
+    inner = next(
+        layer.layer for layer in _graph.leaf_layers(qat) if getattr(layer, "name", "") == "conv1"
+    )
+    assert not inner.trainable
+    np.testing.assert_array_equal(inner.kernel.numpy(), frozen)
+    export = export_tflite(qat, tmp_path / "frozen.tflite", verify_data=x)
+    assert export.verification["passed"]
