@@ -34,6 +34,17 @@ def _distiller(teacher, student, student_loss_weight=0.5):
     return distiller
 
 
+def _assert_strips_exactly(ctrl, student, teacher, x):
+    """The student's masks hold: strip removes filters and keeps its outputs."""
+    stripped = ctrl.strip_model(student)
+    assert stripped.count_params() < teacher.count_params()
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(stripped(x)),
+        keras.ops.convert_to_numpy(student(x)),
+        atol=1e-4,
+    )
+
+
 def test_a_pruned_student_follows_the_schedule_and_strips_exactly():
     teacher = models.randomize_batchnorm(models.residual_net())
     teacher_weights = [w.copy() for w in teacher.get_weights()]
@@ -54,13 +65,7 @@ def test_a_pruned_student_follows_the_schedule_and_strips_exactly():
     moved = [not np.array_equal(a, b) for a, b in zip(student_weights, student.get_weights())]
     assert sum(moved) > len(moved) // 2
     # The student trained, and its masks hold: strip removes the filters exactly.
-    stripped = ctrl.strip_model(student)
-    assert stripped.count_params() < teacher.count_params()
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(stripped(x)),
-        keras.ops.convert_to_numpy(student(x)),
-        atol=1e-4,
-    )
+    _assert_strips_exactly(ctrl, student, teacher, x)
 
 
 def test_the_accuracy_aware_search_runs_inside_a_distiller():
@@ -94,10 +99,4 @@ def test_the_accuracy_aware_search_runs_inside_a_distiller():
     # student the Distiller trained holds the rate the result reports.
     assert result.compression_rate > 0.1
     assert ctrl.compression_rate == pytest.approx(result.compression_rate)
-    stripped = ctrl.strip_model(student)
-    assert stripped.count_params() < teacher.count_params()
-    np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(stripped(x)),
-        keras.ops.convert_to_numpy(student(x)),
-        atol=1e-4,
-    )
+    _assert_strips_exactly(ctrl, student, teacher, x)
