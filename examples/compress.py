@@ -40,6 +40,11 @@ flags.DEFINE_float(
     "finetune_learning_rate", None, "Learning rate while compressing (default: --learning_rate)."
 )
 flags.DEFINE_float("weight_decay", None, "Decoupled weight decay (e.g. 5e-4 with SGD).")
+flags.DEFINE_bool(
+    "distill",
+    False,
+    "Fine-tune as the student of the baseline (keras.distillation.Distiller, temperature 4).",
+)
 flags.DEFINE_bool("augment", False, "Random flips and crops (CIFAR-10) while training.")
 flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
 flags.DEFINE_integer("test_limit", None, "Use only this many test images.")
@@ -75,7 +80,7 @@ def baseline_model(x_train, y_train, x_test, y_test, batch_size):
     return model, path, cached
 
 
-def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size):
+def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, batch_size):
     params = config.accuracy_aware_training
     if params is None:
         raise ValueError(
@@ -84,8 +89,10 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         )
     epochs = FLAGS.epochs or params.maximal_total_epochs
     search_dir = os.path.join(FLAGS.log_dir, "search")
+    # With --distill, fit() trains the Distiller, whose student is `compressed`.
+    trainer = training.distiller(teacher, compressed) if FLAGS.distill else compressed
     training.compile_classifier(
-        compressed,
+        trainer,
         FLAGS.finetune_learning_rate or FLAGS.learning_rate,
         FLAGS.optimizer,
         weight_decay=FLAGS.weight_decay,
@@ -100,7 +107,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
             log_dir=search_dir,
             resume=FLAGS.resume,
         )
-        compressed.fit(
+        trainer.fit(
             train_data,
             epochs=epochs,
             shuffle=False,  # the dataset shuffles itself, every epoch
@@ -111,7 +118,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         return compressed, callback.result
 
     def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        model.fit(train_data, epochs=1, shuffle=False, verbose=FLAGS.verbose)
+        trainer.fit(train_data, epochs=1, shuffle=False, verbose=FLAGS.verbose)
 
     def validate_fn(model, epoch):
         return training.accuracy(model, test[0], test[1], batch_size)
@@ -121,7 +128,7 @@ def search(ctrl, compressed, config, baseline_accuracy, train, test, batch_size)
         compressed,
         train_epoch_fn,
         validate_fn,
-        configure_optimizers_fn=lambda: (compressed.optimizer, None),
+        configure_optimizers_fn=lambda: (trainer.optimizer, None),
         log_dir=search_dir,
         resume=FLAGS.resume,
     )
@@ -149,6 +156,7 @@ def main(argv):
     compressed, result = search(
         ctrl,
         compressed,
+        model,
         config,
         baseline_accuracy,
         (x_train, y_train),
@@ -171,6 +179,7 @@ def main(argv):
         "baseline_was_cached": baseline_cached,
         "baseline_recipe": training.baseline_recipe(baseline_path),
         "baseline_accuracy": baseline_accuracy,
+        "distilled": FLAGS.distill,
         "compressed_accuracy": stripped_accuracy,
         "masked_accuracy": masked_accuracy,
         "compression_rate": ctrl.compression_rate,

@@ -31,6 +31,24 @@ def compile_classifier(
     )
 
 
+def distiller(teacher, student, temperature=4.0, student_loss_weight=0.5):
+    """A `keras.distillation.Distiller` training `student` on labels and on a copy
+    of `teacher`'s logits (the Distiller freezes its teacher; the copy keeps
+    `teacher` trainable for anything compressed from it later)."""
+    frozen = keras.models.clone_model(teacher)
+    frozen.set_weights(teacher.get_weights())
+    return keras.distillation.Distiller(
+        teacher=frozen,
+        student=student,
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=temperature,
+            # An instance: with the string default, Keras 3.15 skips the softmax.
+            loss=keras.losses.KLDivergence(),
+        ),
+        student_loss_weight=student_loss_weight,
+    )
+
+
 def train_data(x, y, batch_size, augment=False, seed=0):
     """Shuffled batches for `fit`; `augment` adds the standard CIFAR augmentation
     (random horizontal flip, 4-pixel zero padding and a random 32x32 crop)."""

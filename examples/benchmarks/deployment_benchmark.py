@@ -137,19 +137,8 @@ def _fit(model, train, test, epochs, learning_rate, teacher, callbacks=()):
     """SGD with cosine decay on augmented batches; with --distill, `teacher` teaches."""
     steps = epochs * -(-len(train[0]) // FLAGS.batch_size)
     if FLAGS.distill:
-        # The Distiller freezes its teacher (`trainable=False`); a copy keeps the
-        # baseline trainable for the stages compressed from it later.
-        frozen = keras.models.clone_model(teacher)
-        frozen.set_weights(teacher.get_weights())
-        model = keras.distillation.Distiller(
-            teacher=frozen,
-            student=model,
-            distillation_losses=keras.distillation.LogitsDistillation(
-                temperature=FLAGS.distillation_temperature,
-                # An instance: with the string default, Keras 3.15 skips the softmax.
-                loss=keras.losses.KLDivergence(),
-            ),
-            student_loss_weight=FLAGS.student_loss_weight,
+        model = training.distiller(
+            teacher, model, FLAGS.distillation_temperature, FLAGS.student_loss_weight
         )
     training.compile_classifier(
         model, learning_rate, "sgd", decay_steps=steps, weight_decay=FLAGS.weight_decay

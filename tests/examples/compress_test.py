@@ -11,13 +11,17 @@ from tests.scripts import ROOT, run_module, run_script
 CONFIGS = ROOT / "examples" / "configs"
 
 
-@pytest.mark.parametrize("driver", ["callback", "runner"])
-def test_compress_digits_end_to_end(tmp_path, driver):
+@pytest.mark.parametrize(
+    "driver, distill",
+    [("callback", False), ("runner", False), ("callback", True), ("runner", True)],
+)
+def test_compress_digits_end_to_end(tmp_path, driver, distill):
     export = "--export" if driver == "callback" else "--noexport"
     out = run_module(
         "examples.compress",
         f"--log_dir={tmp_path}",
         f"--driver={driver}",
+        "--distill" if distill else "--nodistill",
         "--baseline_epochs=4",
         "--epochs=6",
         "--verbose=0",
@@ -28,6 +32,7 @@ def test_compress_digits_end_to_end(tmp_path, driver):
     assert (tmp_path / "summary.md").exists()
     assert (tmp_path / "compressed_stripped.keras").exists()
     assert metrics["compression_rate"] > 0.0
+    assert metrics["distilled"] is distill
     assert "Accuracy:" in out and "FLOPs reduction:" in out
     # What a user watches: TensorBoard scalars and the plot of the search.
     assert glob.glob(str(tmp_path / "search" / "tensorboard" / "events.out.tfevents.*"))
