@@ -170,21 +170,19 @@ def _baseline(options, train, test):
         f"_n{len(train[0])}_s{options.seed}.keras"
     )
     path = os.path.join(options.output_dir, name)
-    trained = False
-    if not os.path.exists(path):
-        keras.utils.set_random_seed(options.seed)
-        model = models.MODELS[options.model](input_shape=train[0].shape[1:], classes=10)
-        training.compile_classifier(model, options.learning_rate)
-        model.fit(
-            train[0],
-            train[1],
-            batch_size=options.batch_size,
-            epochs=options.baseline_epochs,
-            verbose=0,
-        )
-        model.save(path)
-        trained = True
-    model = keras.models.load_model(path)
+    trained = not os.path.exists(path)
+    keras.utils.set_random_seed(options.seed)
+    model = training.load_or_train(
+        path,
+        lambda: models.MODELS[options.model](input_shape=train[0].shape[1:], classes=10),
+        train,
+        test,
+        epochs=options.baseline_epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        seed=options.seed,
+        verbose=0,
+    )
     return path, training.accuracy(model, test[0], test[1], options.batch_size), trained
 
 
