@@ -6,9 +6,15 @@ script, or passed with --baseline):
 - `fp32`: the baseline, float TFLite;
 - `pruned`: FPGM filter pruning to a FLOPs target (default 50% fewer FLOPs)
   with NNCF's exponential schedule, fine-tuned, stripped (filters removed),
-  float TFLite;
+  float TFLite. By default NNCF's scope: the first conv of each residual
+  block, strided ones excepted (the stem, the downsample convs and the
+  residual widths are kept; --prune_first_conv and --prune_downsample_convs
+  widen it);
 - `int8`: the baseline after a short 8-bit QAT fine-tune, int8 TFLite;
 - `pruned_int8`: the pruned model after the same QAT fine-tune, int8 TFLite.
+
+Every fine-tune is distilled from the fp32 baseline by default
+(`keras.distillation.Distiller`; --nodistill trains on the labels only).
 
 For each: test accuracy of the TFLite file on the test images (10,000 by
 default), file size, latency at batch 1 on one thread (LiteRT, its default
@@ -52,14 +58,14 @@ flags.DEFINE_integer("prune_epochs", 15, "Fine-tuning epochs of the pruned model
 flags.DEFINE_integer("pruning_steps", 3, "Epochs over which the schedule reaches the target.")
 flags.DEFINE_float("flops_target", 0.5, "Fraction of FLOPs to remove by pruning.")
 flags.DEFINE_bool(
-    "prune_first_conv", True, "Prune the stem conv (and the residual group it feeds)."
+    "prune_first_conv", False, "Prune the stem conv (and the residual group it feeds)."
 )
 flags.DEFINE_bool(
-    "prune_downsample_convs", True, "Prune strided convs (and the residual groups they feed)."
+    "prune_downsample_convs", False, "Prune strided convs (and the residual groups they feed)."
 )
 flags.DEFINE_bool(
     "distill",
-    False,
+    True,
     "Fine-tune (pruning and QAT) with keras.distillation.Distiller, the fp32 baseline as teacher.",
 )
 flags.DEFINE_float("distillation_temperature", 4.0, "Softmax temperature of the distillation loss.")

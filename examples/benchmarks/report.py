@@ -141,7 +141,10 @@ def deployment_section():
     if f.get("prune_first_conv", True) and f.get("prune_downsample_convs", True):
         scope = "every conv (residual groups included)"
     elif not f.get("prune_first_conv", True) and not f.get("prune_downsample_convs", True):
-        scope = "the first conv of each block only (NNCF's defaults; residual widths kept)"
+        scope = (
+            "the first conv of each residual block, strided ones excepted (NNCF's defaults: "
+            "the stem, the downsample convs and the residual widths are kept)"
+        )
     else:
         scope = (
             f"prune_first_conv={f.get('prune_first_conv')}, "

@@ -64,33 +64,44 @@ def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, 
     assert rows["pruned"]["macs_ratio"] == pytest.approx(0.6, abs=0.08)
     assert json.loads(output.read_text())["baseline"]["trained_here"] is False
 
-    # Distillation and the NNCF-default pruning scope: every fine-tune is redone
-    # (the teacher changes all three), the stem and residual widths are kept.
+    # The default recipe distils from the baseline and prunes NNCF's default
+    # scope: the unstrided first conv of each block. The stem, the strided
+    # (downsample) convs and the residual widths are kept.
+    assert results["flags"]["distill"] is True
+    widths = _conv_widths(work / "pruned.keras")
+    full = _conv_widths(work / "baseline.keras")
+    strided = {
+        layer.name
+        for layer in keras.models.load_model(work / "baseline.keras").layers
+        if isinstance(layer, keras.layers.Conv2D) and max(layer.strides) > 1
+    }
+    inner = {name for name in full if name.endswith("_a_conv")} - strided
+    assert len(inner) == 7 and len(strided) == 4
+    assert all(widths[name] < full[name] for name in inner)
+    assert all(widths[name] == full[name] for name in set(full) - inner)
+
+    # Without distillation, every conv pruned: all three fine-tunes are redone
+    # (the teacher went away), the residual groups lose channels too.
     out = run_module(
         "examples.benchmarks.deployment_benchmark",
         *flags,
         *TINY,
-        "--distill",
-        "--noprune_first_conv",
-        "--noprune_downsample_convs",
+        "--nodistill",
+        "--prune_first_conv",
+        "--prune_downsample_convs",
     )
     assert "Pruning to 50% fewer FLOPs" in out and out.count("QAT fine-tuning") == 2
-    assert "Loading the cached baseline" in out
     results = json.loads(output.read_text())
-    assert results["flags"]["distill"] is True
-    pruned = keras.models.load_model(work / "pruned.keras")
-    baseline = keras.models.load_model(work / "baseline.keras")
-    widths = {
+    assert results["flags"]["distill"] is False
+    widths = _conv_widths(work / "pruned.keras")
+    assert all(widths[name] < full[name] for name in full)
+    assert results["rows"]["pruned"]["macs_ratio"] == pytest.approx(0.5, abs=0.08)
+
+
+def _conv_widths(path):
+    model = keras.models.load_model(path)
+    return {
         layer.name: layer.filters
-        for layer in pruned.layers
+        for layer in model.layers
         if isinstance(layer, keras.layers.Conv2D)
     }
-    full = {
-        layer.name: layer.filters
-        for layer in baseline.layers
-        if isinstance(layer, keras.layers.Conv2D)
-    }
-    kept = [name for name in full if not name.endswith("_a_conv")]
-    assert all(widths[name] == full[name] for name in kept)
-    assert any(widths[name] < full[name] for name in full if name.endswith("_a_conv"))
-    assert results["rows"]["pruned"]["macs_ratio"] < 0.75
