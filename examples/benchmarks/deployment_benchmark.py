@@ -6,10 +6,10 @@ script, or passed with --baseline):
 - `fp32`: the baseline, float TFLite;
 - `pruned`: FPGM filter pruning to a FLOPs target (default 50% fewer FLOPs)
   with NNCF's exponential schedule, fine-tuned, stripped (filters removed),
-  float TFLite. By default NNCF's scope: the first conv of each residual
-  block, strided ones excepted (the stem, the downsample convs and the
-  residual widths are kept; --prune_first_conv and --prune_downsample_convs
-  widen it);
+  float TFLite. By default only the channels inside the residual blocks
+  (the first conv of each block): the shortcut convs are in
+  --ignored_scopes, which keeps the residual groups and the stem whole
+  (--prune_first_conv --ignored_scopes= prunes every conv);
 - `int8`: the baseline after a short 8-bit QAT fine-tune, int8 TFLite;
 - `pruned_int8`: the pruned model after the same QAT fine-tune, int8 TFLite.
 
@@ -61,7 +61,13 @@ flags.DEFINE_bool(
     "prune_first_conv", False, "Prune the stem conv (and the residual group it feeds)."
 )
 flags.DEFINE_bool(
-    "prune_downsample_convs", False, "Prune strided convs (and the residual groups they feed)."
+    "prune_downsample_convs", True, "Prune strided convs (and the residual groups they feed)."
+)
+flags.DEFINE_list(
+    "ignored_scopes",
+    ["{re}.*shortcut_conv"],
+    "Layers never pruned (NNCF's ignored_scopes). The default keeps the shortcut convs and "
+    "with them the residual groups, so only the block-internal channels are pruned.",
 )
 flags.DEFINE_bool(
     "distill",
@@ -164,6 +170,7 @@ def prune(baseline, train, test, path):
     config = {
         "compression": {
             "algorithm": "filter_pruning",
+            "ignored_scopes": list(FLAGS.ignored_scopes),
             "pruning_init": min(0.1, FLAGS.flops_target),
             "params": {
                 "schedule": "exponential",
@@ -278,6 +285,7 @@ def main(argv):
         "weight_decay": FLAGS.weight_decay,
         "prune_first_conv": FLAGS.prune_first_conv,
         "prune_downsample_convs": FLAGS.prune_downsample_convs,
+        "ignored_scopes": list(FLAGS.ignored_scopes),
         **shared,
     }
     qat = {"qat_epochs": FLAGS.qat_epochs, "qat_learning_rate": FLAGS.qat_learning_rate, **shared}
@@ -342,6 +350,7 @@ def main(argv):
                 "flops_target",
                 "prune_first_conv",
                 "prune_downsample_convs",
+                "ignored_scopes",
                 "distill",
                 "distillation_temperature",
                 "student_loss_weight",

@@ -138,18 +138,23 @@ def deployment_section():
         baseline = f"One baseline, loaded from `{source['path']}` (`--baseline`)."
     else:
         baseline = "One baseline, loaded with `--baseline` (see the command)."
-    if f.get("prune_first_conv", True) and f.get("prune_downsample_convs", True):
+    first, down = f.get("prune_first_conv", True), f.get("prune_downsample_convs", True)
+    ignored = f.get("ignored_scopes", [])
+    if first and down and not ignored:
         scope = "every conv (residual groups included)"
-    elif not f.get("prune_first_conv", True) and not f.get("prune_downsample_convs", True):
+    elif down and not first and ignored == ["{re}.*shortcut_conv"]:
+        scope = (
+            "the channels inside the residual blocks (the first conv of each block; the "
+            "shortcut convs are in `ignored_scopes`, so the stem, the shortcuts and the "
+            "residual widths are kept)"
+        )
+    elif not first and not down and not ignored:
         scope = (
             "the first conv of each residual block, strided ones excepted (NNCF's defaults: "
             "the stem, the downsample convs and the residual widths are kept)"
         )
     else:
-        scope = (
-            f"prune_first_conv={f.get('prune_first_conv')}, "
-            f"prune_downsample_convs={f.get('prune_downsample_convs')}"
-        )
+        scope = f"prune_first_conv={first}, prune_downsample_convs={down}, ignored_scopes={ignored}"
     teacher = (
         " Both fine-tunes are distilled from the fp32 baseline (`keras.distillation.Distiller`, "
         f"temperature {f['distillation_temperature']:g}, label-loss weight "
