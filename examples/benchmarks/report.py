@@ -52,6 +52,13 @@ COMMANDS = {
 }
 
 
+# Deployment runs with other recipes: results file name -> the flags that differ.
+DEPLOYMENT_RECIPES = {
+    "deployment_nncf_scope": "`--noprune_downsample_convs --ignored_scopes=`",
+    "deployment_every_conv": "`--nodistill --prune_first_conv --ignored_scopes=`",
+}
+
+
 def _load(name):
     path = os.path.join(FLAGS.results_dir, f"{name}.json")
     if not os.path.exists(path):
@@ -208,7 +215,43 @@ def deployment_section():
         f"{best['accuracy_drop_points']:+.2f} accuracy points lost (target <= "
         f"{targets['accuracy_drop_points']}, {'met' if met['accuracy_drop_points'] else 'missed'}).\n"
     )
+    others = [(name, _load(name)) for name in DEPLOYMENT_RECIPES]
+    others = [(name, other) for name, other in others if other is not None]
+    if others:
+        out.append(
+            "Other recipes, same script and baseline (the flags below added to the command "
+            "above, `--output=examples/benchmarks/results/<name>.json`):\n"
+        )
+        lines = [
+            "| recipe | flags | pruned + int8: accuracy lost | speed-up | smaller | targets met |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, other in [("deployment", r), *others]:
+            row = other["rows"]["pruned_int8"]
+            flags = DEPLOYMENT_RECIPES.get(name, "(the command above)")
+            lines.append(
+                f"| {_recipe(other['flags'])} | {flags} | "
+                f"{row['accuracy_drop_points']:+.2f} points | {row['speedup']:.2f}x | "
+                f"{row['size_reduction']:.2f}x | "
+                f"{sum(other['targets_met'].values())} of {len(other['targets_met'])} |"
+            )
+        out.append("\n".join(lines) + "\n")
     return "\n".join(out)
+
+
+def _recipe(f):
+    """A short name for the pruning scope and the teacher of a deployment run."""
+    first, down = f.get("prune_first_conv", True), f.get("prune_downsample_convs", True)
+    ignored = f.get("ignored_scopes", [])
+    if first and down and not ignored:
+        scope = "every conv"
+    elif down and not first and ignored == ["{re}.*shortcut_conv"]:
+        scope = "block-internal channels"
+    elif not first and not down and not ignored:
+        scope = "NNCF's default scope"
+    else:
+        scope = "custom scope"
+    return scope + (", distilled" if f.get("distill") else ", labels only")
 
 
 def training_cost_section():

@@ -32,6 +32,14 @@ def test_every_figure_comes_from_the_json(tmp_path):
     text = readme.read_text()
     assert text.count("Not measured yet") == 5
     assert "| pruned_int8 |" in text and "0.123 ms" in text
+    assert "Other recipes" not in text
+
+    # Runs with other recipes get one comparison row each, with their flags.
+    shutil.copy(RESULTS / "deployment_every_conv.json", results / "deployment_every_conv.json")
+    run_module("examples.benchmarks.report", f"--readme={readme}", f"--results_dir={results}")
+    text = readme.read_text()
+    assert "Other recipes" in text and "| every conv, labels only |" in text
+    assert "`--nodistill --prune_first_conv --ignored_scopes=`" in text
 
 
 def test_check_fails_on_a_stale_readme(tmp_path):
