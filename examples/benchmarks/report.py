@@ -219,8 +219,8 @@ def deployment_section():
     others = [(name, other) for name, other in others if other is not None]
     if others:
         out.append(
-            "Other recipes, same script and baseline (the flags below added to the command "
-            "above, `--output=examples/benchmarks/results/<name>.json`):\n"
+            "Other recipes, same script and baseline (the command above with the flags below, "
+            "`--work_dir=runs/<name>` and `--output=examples/benchmarks/results/<name>.json`):\n"
         )
         lines = [
             "| recipe | flags | pruned + int8: accuracy lost | speed-up | smaller | targets met |",
