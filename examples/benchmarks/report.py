@@ -145,23 +145,7 @@ def deployment_section():
         baseline = f"One baseline, loaded from `{source['path']}` (`--baseline`)."
     else:
         baseline = "One baseline, loaded with `--baseline` (see the command)."
-    first, down = f.get("prune_first_conv", True), f.get("prune_downsample_convs", True)
-    ignored = f.get("ignored_scopes", [])
-    if first and down and not ignored:
-        scope = "every conv (residual groups included)"
-    elif down and not first and ignored == ["{re}.*shortcut_conv"]:
-        scope = (
-            "the channels inside the residual blocks (the first conv of each block; the "
-            "shortcut convs are in `ignored_scopes`, so the stem, the shortcuts and the "
-            "residual widths are kept)"
-        )
-    elif not first and not down and not ignored:
-        scope = (
-            "the first conv of each residual block, strided ones excepted (NNCF's defaults: "
-            "the stem, the downsample convs and the residual widths are kept)"
-        )
-    else:
-        scope = f"prune_first_conv={first}, prune_downsample_convs={down}, ignored_scopes={ignored}"
+    scope = SCOPES.get(_scope(f), (None, _scope(f)))[1]
     teacher = (
         " Both fine-tunes are distilled from the fp32 baseline (`keras.distillation.Distiller`, "
         f"temperature {f['distillation_temperature']:g}, label-loss weight "
@@ -239,18 +223,39 @@ def deployment_section():
     return "\n".join(out)
 
 
-def _recipe(f):
-    """A short name for the pruning scope and the teacher of a deployment run."""
+# Pruning scopes of the deployment runs: (short name, description).
+SCOPES = {
+    "every": ("every conv", "every conv (residual groups included)"),
+    "internal": (
+        "block-internal channels",
+        "the channels inside the residual blocks (the first conv of each block; the shortcut "
+        "convs are in `ignored_scopes`, so the stem, the shortcuts and the residual widths "
+        "are kept)",
+    ),
+    "nncf": (
+        "NNCF's default scope",
+        "the first conv of each residual block, strided ones excepted (NNCF's defaults: the "
+        "stem, the downsample convs and the residual widths are kept)",
+    ),
+}
+
+
+def _scope(f):
+    """The SCOPES key of a deployment run's flags, or a literal description of them."""
     first, down = f.get("prune_first_conv", True), f.get("prune_downsample_convs", True)
     ignored = f.get("ignored_scopes", [])
     if first and down and not ignored:
-        scope = "every conv"
-    elif down and not first and ignored == ["{re}.*shortcut_conv"]:
-        scope = "block-internal channels"
-    elif not first and not down and not ignored:
-        scope = "NNCF's default scope"
-    else:
-        scope = "custom scope"
+        return "every"
+    if down and not first and ignored == ["{re}.*shortcut_conv"]:
+        return "internal"
+    if not first and not down and not ignored:
+        return "nncf"
+    return f"prune_first_conv={first}, prune_downsample_convs={down}, ignored_scopes={ignored}"
+
+
+def _recipe(f):
+    """A short name for the pruning scope and the teacher of a deployment run."""
+    scope = SCOPES.get(_scope(f), ("custom scope",))[0]
     return scope + (", distilled" if f.get("distill") else ", labels only")
 
 
