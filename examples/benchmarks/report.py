@@ -145,7 +145,8 @@ def deployment_section():
         baseline = f"One baseline, loaded from `{source['path']}` (`--baseline`)."
     else:
         baseline = "One baseline, loaded with `--baseline` (see the command)."
-    scope = SCOPES.get(_scope(f), (None, _scope(f)))[1]
+    key = _scope(f)
+    scope = SCOPES[key][1] if key in SCOPES else key
     teacher = (
         " Both fine-tunes are distilled from the fp32 baseline (`keras.distillation.Distiller`, "
         f"temperature {f['distillation_temperature']:g}, label-loss weight "
@@ -401,8 +402,8 @@ def render():
             "The main job on CIFAR-10: ResNet-20, the seed's search rules, 1% budget",
             "The search validates on the 10,000 test images, so these are validation "
             "accuracies, not unseen-test ones. Only the convolutions NNCF's defaults allow "
-            "are pruned (the first conv of each block; residual groups hold the stem or a "
-            "strided shortcut), hence {flops} fewer FLOPs at rate {rate:.3f}. "
+            "are pruned (the first conv of each block, the two strided ones excepted; residual "
+            "groups hold the stem or a strided shortcut), hence {flops} fewer FLOPs at rate {rate:.3f}. "
             "`cifar10_resnet20_pruning_short.json` keeps the seed's config but scales its "
             "epoch counts to a CPU (see Limitations).",
         ),
