@@ -17,6 +17,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
@@ -48,6 +49,13 @@ flags.DEFINE_bool(
 flags.DEFINE_bool("augment", False, "Random flips and crops (CIFAR-10) while training.")
 flags.DEFINE_integer("train_limit", None, "Use only this many training images.")
 flags.DEFINE_integer("test_limit", None, "Use only this many test images.")
+flags.DEFINE_integer(
+    "validation_images",
+    0,
+    "Hold out this many training images (a seeded random choice) as the search's validation "
+    "set; the test images are then scored only once, at the end. 0: the search validates on "
+    "the test images, as NNCF's examples do.",
+)
 # --log_dir is absl's own flag (it also receives absl's log files); default below.
 DEFAULT_LOG_DIR = "runs/compress"
 flags.DEFINE_string("baseline", None, "Cached baseline .keras (default: <log_dir>/baseline.keras).")
@@ -58,6 +66,19 @@ flags.DEFINE_bool("resume", False, "Continue a killed search from --log_dir.")
 flags.DEFINE_bool("export", True, "Export the stripped model to int8 TFLite and evaluate it.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
 flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
+
+
+def hold_out(x_train, y_train, count, seed):
+    """(train, validation): `count` training images drawn at random (seeded) for validation."""
+    if not 0 < count < len(x_train):
+        raise ValueError(
+            f"--validation_images must be between 1 and {len(x_train) - 1} (there are "
+            f"{len(x_train)} training images). Received: {count}. Pass 0 to validate on "
+            "the test images, or a smaller count."
+        )
+    order = np.random.default_rng(seed).permutation(len(x_train))
+    keep, held = np.sort(order[count:]), np.sort(order[:count])
+    return (x_train[keep], y_train[keep]), (x_train[held], y_train[held])
 
 
 def baseline_model(x_train, y_train, x_test, y_test, batch_size):
@@ -146,10 +167,17 @@ def main(argv):
     (x_train, y_train), (x_test, y_test) = data.load(
         FLAGS.dataset, FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit
     )
+    held_out = FLAGS.validation_images > 0
+    if held_out:
+        (x_train, y_train), (x_val, y_val) = hold_out(
+            x_train, y_train, FLAGS.validation_images, FLAGS.seed
+        )
+    else:
+        x_val, y_val = x_test, y_test
     model, baseline_path, baseline_cached = baseline_model(
-        x_train, y_train, x_test, y_test, batch_size
+        x_train, y_train, x_val, y_val, batch_size
     )
-    baseline_accuracy = training.accuracy(model, x_test, y_test, batch_size)
+    baseline_accuracy = training.accuracy(model, x_val, y_val, batch_size)
     print(f"Baseline accuracy: {baseline_accuracy:.4f}")
 
     ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
@@ -160,21 +188,25 @@ def main(argv):
         config,
         baseline_accuracy,
         (x_train, y_train),
-        (x_test, y_test),
+        (x_val, y_val),
         batch_size,
     )
     statistics = ctrl.statistics()
     print(statistics)
-    masked_accuracy = training.accuracy(compressed, x_test, y_test, batch_size)
+    masked_accuracy = training.accuracy(compressed, x_val, y_val, batch_size)
     stripped = ctrl.strip_model(compressed)
     stripped_path = os.path.join(FLAGS.log_dir, "compressed_stripped.keras")
     stripped.save(stripped_path)
-    stripped_accuracy = training.accuracy(stripped, x_test, y_test, batch_size)
+    stripped_accuracy = training.accuracy(stripped, x_val, y_val, batch_size)
+    # Every accuracy below is on the search's validation set (the test images
+    # unless --validation_images); "test" holds the held-out test scores.
     metrics = {
         "dataset": FLAGS.dataset,
         "model": model.name,
-        "config": os.path.abspath(FLAGS.config),
+        "config": os.path.relpath(FLAGS.config),
         "train_images": len(x_train),
+        "validation_images": len(x_val),
+        "validation": "held-out training images" if held_out else "test images",
         "test_images": len(x_test),
         "baseline_was_cached": baseline_cached,
         "baseline_recipe": training.baseline_recipe(baseline_path),
@@ -191,6 +223,11 @@ def main(argv):
         "statistics": statistics.to_dict(),
         "files": {"baseline": baseline_path, "stripped": stripped_path},
     }
+    if held_out:
+        metrics["test"] = {
+            "baseline_accuracy": training.accuracy(model, x_test, y_test, batch_size),
+            "compressed_accuracy": training.accuracy(stripped, x_test, y_test, batch_size),
+        }
     pruning = metrics["statistics"]
     pruning = pruning.get("filter_pruning", pruning)
     metrics["flops_reduction"] = pruning.get("flops_reduction")
@@ -201,7 +238,9 @@ def main(argv):
         float_path = os.path.join(FLAGS.log_dir, "baseline_float.tflite")
         tf_aat.export_tflite(stripped, tflite_path, representative_data=x_train[:256])
         tf_aat.export_tflite(model, float_path, quantize=False)
-        metrics["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_test, y_test)
+        metrics["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_val, y_val)
+        if held_out:
+            metrics["test"]["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_test, y_test)
         metrics["tflite_bytes"] = os.path.getsize(tflite_path)
         metrics["float_tflite_bytes"] = os.path.getsize(float_path)
         metrics["files"]["tflite"] = tflite_path
@@ -218,13 +257,22 @@ def _headline(m):
         f"Report:  {os.path.join(FLAGS.log_dir, 'summary.md')} (metrics.json, search/ beside it)",
         f"Model:   {m['files']['stripped']}"
         + (f" and {m['files']['tflite']}" if "tflite" in m["files"] else ""),
-        f"Accuracy: {m['baseline_accuracy']:.4f} -> {m['masked_accuracy']:.4f} (Keras, as searched), "
+        f"Accuracy on the {m['validation_images']:,} {m['validation']}: "
+        f"{m['baseline_accuracy']:.4f} -> {m['masked_accuracy']:.4f} (Keras, as searched), "
         f"{m['compressed_accuracy']:.4f} (Keras, stripped)"
         + (f", {m['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in m else ""),
         f"Compression rate: {m['compression_rate']:.4f}; criterion met: {m['criterion_met']}",
         f"FLOPs reduction: {100 * (m['flops_reduction'] or 0):.1f}%; parameters: "
         f"{m['baseline_params']:,} -> {m['stripped_params']:,}",
     ]
+    if "test" in m:
+        t = m["test"]
+        lines.insert(
+            4,
+            f"Accuracy on the {m['test_images']:,} test images, unseen by the search: "
+            f"{t['baseline_accuracy']:.4f} -> {t['compressed_accuracy']:.4f} (Keras, stripped)"
+            + (f", {t['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in t else ""),
+        )
     deployed = m.get("tflite_accuracy", m["compressed_accuracy"])
     if m["criterion_met"] and deployed < m["accuracy_budget"]:
         lines.append(

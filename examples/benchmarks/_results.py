@@ -4,10 +4,25 @@ import json
 import os
 
 
+def portable(value, root=None):
+    """`value` with every absolute path under `root` (default: the working
+    directory) made relative to it, so a committed result names no machine."""
+    root = os.path.abspath(root or os.getcwd()) + os.sep
+    if isinstance(value, str):
+        return os.path.relpath(value, root) if value.startswith(root) else value
+    if isinstance(value, dict):
+        return {key: portable(item, root) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, root) for item in value]
+    return value
+
+
 def write_results(path, results):
-    """Writes `results` as indented JSON to `path`, creating its directory."""
+    """Writes `results` as indented JSON to `path`, creating its directory.
+
+    Paths under the working directory are written relative to it."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(results, f, indent=2, default=float)
+        json.dump(portable(results), f, indent=2, default=float)
     print(f"\nWrote {path}")

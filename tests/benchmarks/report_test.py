@@ -51,3 +51,48 @@ def test_check_fails_on_a_stale_readme(tmp_path):
         "out of date" in result.stderr and "python -m examples.benchmarks.report" in result.stderr
     )
     assert "stale" in readme.read_text()  # --check never writes
+
+
+def test_committed_results_name_no_absolute_path(tmp_path):
+    def strings(value):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+
+    for path in RESULTS.glob("*.json"):
+        absolute = [s for s in strings(json.loads(path.read_text())) if s.startswith("/")]
+        assert not absolute, f"{path.name} names paths of the machine it ran on: {absolute}"
+
+    # The writer makes them relative to the working directory.
+    from examples.benchmarks._results import portable
+
+    inside = str(tmp_path / "runs" / "baseline.keras")
+    assert portable({"a": [inside, "/elsewhere/x"]}, root=tmp_path) == {
+        "a": ["runs/baseline.keras", "/elsewhere/x"]
+    }
+
+
+def test_a_main_job_with_a_held_out_validation_set_reports_its_test_accuracy(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    metrics = json.loads((RESULTS / "compress_digits.json").read_text())
+    metrics.update(
+        validation="held-out training images",
+        validation_images=300,
+        test={"baseline_accuracy": 0.97, "compressed_accuracy": 0.9612, "tflite_accuracy": 0.96},
+    )
+    (results / "compress_digits.json").write_text(json.dumps(metrics))
+    run_module("examples.benchmarks.report", f"--readme={readme}", f"--results_dir={results}")
+    text = readme.read_text()
+    assert "| search accuracy (300 held-out training images) |" in text
+    assert (
+        "| test accuracy (450 images, unseen by the search) | 0.9700 | "
+        "0.9612 stripped Keras, 0.9600 int8 TFLite |"
+    ) in text

@@ -33,7 +33,7 @@ def test_compress_digits_end_to_end(tmp_path, driver, distill):
     assert (tmp_path / "compressed_stripped.keras").exists()
     assert metrics["compression_rate"] > 0.0
     assert metrics["distilled"] is distill
-    assert "Accuracy:" in out and "FLOPs reduction:" in out
+    assert "Accuracy on the 450 test images:" in out and "FLOPs reduction:" in out
     # What a user watches: TensorBoard scalars and the plot of the search.
     assert glob.glob(str(tmp_path / "search" / "tensorboard" / "events.out.tfevents.*"))
     assert glob.glob(str(tmp_path / "search" / "*.png"))
@@ -41,6 +41,39 @@ def test_compress_digits_end_to_end(tmp_path, driver, distill):
         assert (tmp_path / "compressed_int8.tflite").exists()
         assert 0.0 <= metrics["tflite_accuracy"] <= 1.0
         assert metrics["tflite_bytes"] < metrics["float_tflite_bytes"]
+
+
+def test_search_can_validate_on_held_out_training_images(tmp_path):
+    out = run_module(
+        "examples.compress",
+        f"--log_dir={tmp_path}",
+        "--validation_images=300",
+        "--baseline_epochs=3",
+        "--epochs=3",
+        "--verbose=0",
+        "--export",
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # The baseline and the search never saw the 450 test images: 1,347 - 300 train.
+    assert metrics["train_images"] == 1047 == metrics["baseline_recipe"]["train_images"]
+    assert metrics["validation_images"] == 300
+    assert metrics["validation"] == "held-out training images"
+    test = metrics["test"]
+    for key in ("baseline_accuracy", "compressed_accuracy", "tflite_accuracy"):
+        assert 0.5 < test[key] <= 1.0  # digits: far above the 0.1 of chance
+    assert "Accuracy on the 300 held-out training images:" in out
+    assert "Accuracy on the 450 test images, unseen by the search:" in out
+
+    result = run_script(
+        "examples.compress",
+        f"--log_dir={tmp_path / 'bad'}",
+        "--validation_images=5000",
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "--validation_images must be between 1 and 1346" in result.stderr
+    assert "Received: 5000" in result.stderr
+    assert not (tmp_path / "bad" / "baseline.keras").exists()
 
 
 @pytest.mark.parametrize("config", ["digits_pruning_adaptive.json", "digits_early_exit_int8.json"])
