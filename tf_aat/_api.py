@@ -97,6 +97,9 @@ def create_compressed_model(model, config, init_data=None):
                 new,
                 masked_weights=masked.get(id(layer)),
                 weight_quantizers=weight_quantizers,
+                intermediate_quantizer=(
+                    quant_plan.intermediate_quantizer(layer) if quant_plan else None
+                ),
                 name=layer.name,
             )
         after = quant_plan.layers_after(layer) if quant_plan else []

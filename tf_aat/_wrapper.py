@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tf_aat._layer_types import SEPARABLE
+
 
 @keras.saving.register_keras_serializable(package="tf_aat")
 class CompressionWrapper(keras.layers.Wrapper):
@@ -23,6 +25,10 @@ class CompressionWrapper(keras.layers.Wrapper):
             example `"kernel"`) to the axis that holds its channels.
         weight_quantizers: optional dict from a weight attribute name to a
             Keras layer that fake-quantizes that weight.
+        intermediate_quantizer: optional Keras layer for a separable
+            convolution: it fake-quantizes the depthwise result before the
+            pointwise convolution, the int8 tensor TFLite keeps between its
+            DEPTHWISE_CONV_2D and CONV_2D ops.
 
     Example:
 
@@ -34,7 +40,14 @@ class CompressionWrapper(keras.layers.Wrapper):
     ```
     """
 
-    def __init__(self, layer, masked_weights=None, weight_quantizers=None, **kwargs):
+    def __init__(
+        self,
+        layer,
+        masked_weights=None,
+        weight_quantizers=None,
+        intermediate_quantizer=None,
+        **kwargs,
+    ):
         super().__init__(layer, **kwargs)
         self.masked_weights = dict(masked_weights or {})
         self.weight_quantizers = dict(weight_quantizers or {})
@@ -44,6 +57,13 @@ class CompressionWrapper(keras.layers.Wrapper):
                     "Expected each weight quantizer to be a Keras layer. "
                     f"Received: weight_quantizers[{name!r}]={quantizer!r}"
                 )
+        if intermediate_quantizer is not None and not isinstance(layer, SEPARABLE):
+            raise ValueError(
+                "Expected a SeparableConv1D or SeparableConv2D layer with an "
+                f"`intermediate_quantizer`. Received: {type(layer).__name__} {layer.name!r}; "
+                "pass intermediate_quantizer=None for other layers."
+            )
+        self.intermediate_quantizer = intermediate_quantizer
         self.mask = None
 
     @property
@@ -72,6 +92,8 @@ class CompressionWrapper(keras.layers.Wrapper):
         for name, quantizer in self.weight_quantizers.items():
             if not quantizer.built:
                 quantizer.build(tuple(getattr(self.layer, name).shape))
+        if self.intermediate_quantizer is not None and not self.intermediate_quantizer.built:
+            self.intermediate_quantizer.build(None)
         self.built = True
 
     def compressed_weight(self, name):
@@ -88,6 +110,8 @@ class CompressionWrapper(keras.layers.Wrapper):
         return value
 
     def call(self, inputs, training=None, **kwargs):
+        if self.intermediate_quantizer is not None:
+            return self._separable_call(inputs, training)
         names = dict.fromkeys([*self.masked_weights, *self.weight_quantizers])
         mapping = [(getattr(self.layer, n), self.compressed_weight(n)) for n in names]
         if self._call_has_training_arg_of(self.layer):
@@ -104,6 +128,34 @@ class CompressionWrapper(keras.layers.Wrapper):
             value = scope.get_current_value(variable)
             if value is not None:
                 variable.assign(value)
+        return outputs
+
+    def _separable_call(self, inputs, training):
+        """SeparableConv's computation in two steps, with the int8 rounding between them."""
+        layer = self.layer
+        outputs = ops.depthwise_conv(
+            inputs,
+            self.compressed_weight("depthwise_kernel"),
+            strides=layer.strides,
+            padding=layer.padding,
+            data_format=layer.data_format,
+            dilation_rate=layer.dilation_rate,
+        )
+        outputs = self.intermediate_quantizer(outputs, training=training)
+        outputs = ops.conv(
+            outputs,
+            self.compressed_weight("pointwise_kernel"),
+            strides=1,
+            padding="valid",
+            data_format=layer.data_format,
+        )
+        if layer.use_bias:
+            shape = [1] * (len(outputs.shape) - 1) + [layer.filters]
+            if layer.data_format == "channels_first":
+                shape = [1, layer.filters] + [1] * (len(outputs.shape) - 2)
+            outputs = outputs + ops.reshape(self.compressed_weight("bias"), shape)
+        if layer.activation is not None:
+            outputs = layer.activation(outputs)
         return outputs
 
     @staticmethod
@@ -123,6 +175,10 @@ class CompressionWrapper(keras.layers.Wrapper):
             name: keras.saving.serialize_keras_object(q)
             for name, q in self.weight_quantizers.items()
         }
+        if self.intermediate_quantizer is not None:
+            config["intermediate_quantizer"] = keras.saving.serialize_keras_object(
+                self.intermediate_quantizer
+            )
         return config
 
     @classmethod
@@ -135,4 +191,8 @@ class CompressionWrapper(keras.layers.Wrapper):
             name: keras.saving.deserialize_keras_object(q, custom_objects=custom_objects)
             for name, q in (config.get("weight_quantizers") or {}).items()
         }
+        if config.get("intermediate_quantizer") is not None:
+            config["intermediate_quantizer"] = keras.saving.deserialize_keras_object(
+                config["intermediate_quantizer"], custom_objects=custom_objects
+            )
         return cls(**config)

@@ -206,3 +206,40 @@ def test_frozen_layers_keep_their_float_weights_and_export(tmp_path):
     np.testing.assert_array_equal(inner.kernel.numpy(), frozen)
     export = export_tflite(qat, tmp_path / "frozen.tflite", verify_data=x)
     assert export.verification["passed"]
+
+
+def test_separable_convs_round_between_their_two_tflite_ops(tmp_path):
+    """SeparableConv2D is DEPTHWISE_CONV_2D then CONV_2D in TFLite, with an int8
+    tensor between them: both kernels are fake-quantized and so is that tensor."""
+    x, y = models.images(64), models.labels(64)
+    model = models.separable_cnn()
+    float_outputs = model.predict(x, verbose=0)
+    ctrl, qat = tf_aat.create_compressed_model(model, CONFIG, init_data=x)
+    stats = ctrl.statistics().to_dict()
+    assert not stats["skipped_layers"]
+    weights = {(r["layer"], r["weight"]) for r in stats["weights"]}
+    assert {("sep0", "depthwise_kernel"), ("sep0", "pointwise_kernel")} <= weights
+    ranges = {r["quantizer"]: r for r in stats["activations"]}
+    # Calibrated like every other quantizer; the one of sep1 sees 8 * 2 depthwise channels.
+    for name in ("sep0", "sep1", "sep2"):
+        assert ranges[f"{name}_depthwise_quantizer"]["max"] > 0.0
+    # BN and ReLU fold into the pointwise CONV_2D: no rounding inside that chain.
+    after = _next_layers(qat)
+    assert after["sep0"] == ["sep0_bn"] and after["sep0_relu"] == ["sep0_relu_quantizer"]
+    # The fake-quantized model stays close to the float one (8-bit rounding only).
+    qat_outputs = qat.predict(x, verbose=0)
+    assert np.max(np.abs(qat_outputs - float_outputs)) < 0.1 * np.max(np.abs(float_outputs))
+
+    qat.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    sep1 = qat.get_layer("sep1")
+    assert float(sep1.intermediate_quantizer.range_max.numpy()) != ranges[
+        "sep1_depthwise_quantizer"
+    ]["max"]  # the range follows training (EMA)
+    path = tmp_path / "separable.keras"
+    qat.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), qat.predict(x, verbose=0), atol=1e-6)
+    report = export_tflite(restored, tmp_path / "separable.tflite", verify_data=x)
+    assert [op.op for op in report.ops].count("DEPTHWISE_CONV_2D") == 3
+    assert not report.float_ops and report.verification["within_tolerance"] >= 0.99

@@ -1,4 +1,4 @@
-"""Tiny models for quantization tests: plain, residual and depthwise-separable CNNs."""
+"""Tiny models for quantization tests: plain, residual, depthwise-separable and SeparableConv CNNs."""
 
 import keras
 import numpy as np
@@ -54,10 +54,27 @@ def depthwise_separable_net(input_shape=(16, 16, 3), classes=10):
     return keras.Model(inputs, outputs, name="depthwise_separable_net")
 
 
+def separable_cnn(input_shape=(16, 16, 3), classes=10):
+    """Keras SeparableConv2D layers: with BatchNormalization, a fused ReLU, a multiplier."""
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="stem")(inputs)
+    x = keras.layers.SeparableConv2D(16, 3, padding="same", use_bias=False, name="sep0")(x)
+    x = keras.layers.BatchNormalization(name="sep0_bn")(x)
+    x = keras.layers.ReLU(name="sep0_relu")(x)
+    x = keras.layers.SeparableConv2D(
+        16, 3, strides=2, padding="same", depth_multiplier=2, activation="relu", name="sep1"
+    )(x)
+    x = keras.layers.SeparableConv2D(24, 3, padding="same", name="sep2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="separable_cnn")
+
+
 MODELS = {
     "plain": plain_cnn,
     "residual": residual_net,
     "depthwise": depthwise_separable_net,
+    "separable": separable_cnn,
 }
 
 

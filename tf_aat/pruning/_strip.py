@@ -60,7 +60,15 @@ def strip_model(model):
             quantizers = {
                 name: _slice_quantizer(q, channels) for name, q in layer.weight_quantizers.items()
             }
-            return CompressionWrapper(new, weight_quantizers=quantizers, name=layer.name)
+            intermediate = layer.intermediate_quantizer
+            return CompressionWrapper(
+                new,
+                weight_quantizers=quantizers,
+                intermediate_quantizer=(
+                    None if intermediate is None else _slice_quantizer(intermediate, None)
+                ),
+                name=layer.name,
+            )
         return new
 
     stripped = _graph.rebuild(model, replace)

@@ -21,7 +21,7 @@ from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
 _CONVOLUTIONS = lt.CONVOLUTIONS
 _DEPTHWISE = lt.DEPTHWISE
 _DENSE = (keras.layers.Dense,)
-_UNSUPPORTED_WEIGHTED = (*lt.SEPARABLE, *lt.TRANSPOSED)
+_UNSUPPORTED_WEIGHTED = lt.TRANSPOSED
 _MERGES_WITH_ACTIVATION = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
 # Ops whose int8 kernel keeps the input's scale and zero point.
 _SAME_SCALE = (
@@ -120,7 +120,7 @@ class QuantizationPlan:
             # Follow the chain TFLite fuses into one op.
             last = node
             activation = _activation_name(layer)
-            if kind in ("conv", "depthwise", "dense") and activation == "linear":
+            if kind is not None and activation == "linear":
                 reader = only_consumer(last)
                 if reader is not None and isinstance(
                     unwrap(reader.layer), keras.layers.BatchNormalization
@@ -147,6 +147,8 @@ class QuantizationPlan:
     def _weight_kind(self, layer):
         if isinstance(layer, _DEPTHWISE):
             return "depthwise"
+        if isinstance(layer, lt.SEPARABLE):
+            return "separable"
         if isinstance(layer, _CONVOLUTIONS) and getattr(layer, "groups", 1) == 1:
             return "conv"
         if isinstance(layer, _DENSE):
@@ -182,8 +184,20 @@ class QuantizationPlan:
         if kind is None:
             return {}
         per_channel = self.params.weights.per_channel and kind != "dense"
+        if kind == "separable":
+            # TFLite runs it as DEPTHWISE_CONV_2D then a 1x1 CONV_2D, each with its own kernel.
+            return {
+                "depthwise_kernel": WeightQuantizer(per_channel=per_channel, channel_axes=(-2, -1)),
+                "pointwise_kernel": WeightQuantizer(per_channel=per_channel),
+            }
         axes = (-2, -1) if kind == "depthwise" else (-1,)
         return {"kernel": WeightQuantizer(per_channel=per_channel, channel_axes=axes)}
+
+    def intermediate_quantizer(self, layer):
+        """The quantizer of a separable conv's depthwise result (None for other layers)."""
+        if self._weighted.get(id(layer)) != "separable":
+            return None
+        return self._activation_quantizer(f"{layer.name}_depthwise_quantizer")
 
     def layers_after(self, layer):
         """Layers inserted after the output of the original `layer`."""

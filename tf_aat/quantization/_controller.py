@@ -139,11 +139,13 @@ class QuantizationController:
 
     @property
     def activation_quantizers(self):
-        return [
-            layer
-            for layer in _graph.leaf_layers(self.model)
-            if isinstance(layer, ActivationQuantizer)
-        ]
+        quantizers = []
+        for layer in _graph.leaf_layers(self.model):
+            if isinstance(layer, ActivationQuantizer):
+                quantizers.append(layer)
+            elif getattr(layer, "intermediate_quantizer", None) is not None:
+                quantizers.append(layer.intermediate_quantizer)  # inside a separable conv
+        return quantizers
 
     @property
     def weight_quantized_layers(self):
