@@ -224,14 +224,15 @@ def deployment_section():
             "`--work_dir=runs/<name>` and `--output=examples/benchmarks/results/<name>.json`):\n"
         )
         lines = [
-            "| recipe | flags | pruned + int8: accuracy lost | speed-up | smaller | targets met |",
-            "|---|---|---|---|---|---|",
+            "| recipe | flags | fine-tuning epochs | pruned + int8: accuracy lost | speed-up "
+            "| smaller | targets met |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, other in [("deployment", r), *others]:
             row = other["rows"]["pruned_int8"]
             flags = DEPLOYMENT_RECIPES.get(name, "(the command above)")
             lines.append(
-                f"| {_recipe(other['flags'])} | {flags} | "
+                f"| {_recipe(other['flags'])} | {flags} | {other['flags']['prune_epochs']} | "
                 f"{row['accuracy_drop_points']:+.2f} points | {row['speedup']:.2f}x | "
                 f"{row['size_reduction']:.2f}x | "
                 f"{sum(other['targets_met'].values())} of {len(other['targets_met'])} |"

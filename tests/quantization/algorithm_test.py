@@ -233,9 +233,10 @@ def test_separable_convs_round_between_their_two_tflite_ops(tmp_path):
     qat.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
     sep1 = qat.get_layer("sep1")
-    assert float(sep1.intermediate_quantizer.range_max.numpy()) != ranges[
-        "sep1_depthwise_quantizer"
-    ]["max"]  # the range follows training (EMA)
+    assert (
+        float(sep1.intermediate_quantizer.range_max.numpy())
+        != ranges["sep1_depthwise_quantizer"]["max"]
+    )  # the range follows training (EMA)
     path = tmp_path / "separable.keras"
     qat.save(path)
     restored = keras.models.load_model(path)

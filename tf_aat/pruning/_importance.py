@@ -14,15 +14,16 @@ def geometric_median_scores(kernel):
 
     Filters near the geometric median (low scores) are the most replaceable by
     the others (He et al., CVPR 2019), so they are pruned first. Distances use
-    |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, one matrix product for the whole layer.
+    |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, one matrix product for the whole layer,
+    in float32 (the weights' own precision; half the time of float64 on a
+    ResNet50), summed in float64.
     """
-    filters = filter_matrix(kernel)
+    filters = np.asarray(kernel, dtype=np.float32).reshape(-1, np.shape(kernel)[-1]).T
     squared = np.einsum("ij,ij->i", filters, filters)
-    gram = filters @ filters.T
-    distances = squared[:, None] + squared[None, :] - 2.0 * gram
+    distances = squared[:, None] + squared[None, :] - 2.0 * (filters @ filters.T)
     np.maximum(distances, 0.0, out=distances)
     np.fill_diagonal(distances, 0.0)
-    return np.sqrt(distances).sum(axis=1)
+    return np.sqrt(distances).sum(axis=1, dtype=np.float64)
 
 
 def l1_scores(kernel):
