@@ -1,5 +1,6 @@
 """int8 TFLite export of QAT models: every conv / depthwise / dense op int8, outputs faithful."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -51,6 +52,33 @@ def test_export_is_int8_and_faithful(name, pruning, tmp_path):
     if pruning:
         full = export_tflite(qat, tmp_path / "unstripped.tflite")
         assert full.size_bytes == report.size_bytes  # pruned filters are removed on export too
+
+
+@pytest.mark.parametrize("pruning", [False, True], ids=["qat", "pruned_qat"])
+@pytest.mark.parametrize("build, shape", [("conv1d_net", (32, 4)), ("dilated_net", (16, 16, 3))])
+def test_1d_and_dilated_convs_export_int8_and_faithful(build, shape, pruning, tmp_path):
+    """The converter keeps these float (dilated) or fails (per-channel 1D) when
+    the layers run their own Keras code; the wrapper runs them as single ops."""
+    model = getattr(models, build)()
+    models.randomize_batch_norm(model)
+    x = models.images(64, shape=shape)
+    sections = [PRUNING, QUANTIZATION] if pruning else QUANTIZATION
+    ctrl, qat = tf_aat.create_compressed_model(model, {"compression": sections}, init_data=x)
+    assert not ctrl.statistics().to_dict().get("quantization", {}).get("skipped_layers")
+    qat.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x, models.labels(64, classes=model.output_shape[-1]), batch_size=16, verbose=0)
+    stripped = ctrl.strip_model(qat)
+    report = export_tflite(
+        stripped, tmp_path / "m.tflite", verify_data=models.images(200, shape, 7)
+    )
+    compute = [op for op in report.ops if op.op in INT8_OPS]
+    assert len(compute) == {"conv1d_net": 6, "dilated_net": 5}[build]
+    assert all(op.is_int8 for op in compute), compute
+    assert not [
+        op.op for op in report.ops if "SPACE_TO_BATCH" in op.op or "BATCH_TO_SPACE" in op.op
+    ]
+    assert report.verification["within_tolerance"] >= 0.99
+    assert report.verification["argmax_agreement"] >= 0.98
 
 
 def test_int8_inputs_and_outputs(tmp_path):

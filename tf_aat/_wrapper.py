@@ -1,9 +1,12 @@
 """`CompressionWrapper`: runs a Keras layer on masked (and quantized) weights."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from tf_aat._layer_types import SEPARABLE
+from tf_aat._layer_types import DEPTHWISE, SEPARABLE
+
+CONVOLUTIONS_1D = (keras.layers.Conv1D, keras.layers.DepthwiseConv1D, keras.layers.SeparableConv1D)
 
 
 @keras.saving.register_keras_serializable(package="tf_aat")
@@ -98,20 +101,23 @@ class CompressionWrapper(keras.layers.Wrapper):
 
     def compressed_weight(self, name):
         """The value `name` takes in the forward pass: masked, then quantized."""
-        value = getattr(self.layer, name)
-        value = ops.convert_to_tensor(value)
+        value = self._masked_weight(name)
+        if name in self.weight_quantizers:
+            value = self.weight_quantizers[name](value)
+        return value
+
+    def _masked_weight(self, name):
+        value = ops.convert_to_tensor(getattr(self.layer, name))
         if name in self.masked_weights:
             axis = self.masked_weights[name] % len(value.shape)
             shape = [1] * len(value.shape)
             shape[axis] = -1
             value = value * ops.cast(ops.reshape(self.mask, shape), value.dtype)
-        if name in self.weight_quantizers:
-            value = self.weight_quantizers[name](value)
         return value
 
     def call(self, inputs, training=None, **kwargs):
-        if self.intermediate_quantizer is not None:
-            return self._separable_call(inputs, training)
+        if self._runs_convolution_itself():
+            return self._convolution_call(inputs, training)
         names = dict.fromkeys([*self.masked_weights, *self.weight_quantizers])
         mapping = [(getattr(self.layer, n), self.compressed_weight(n)) for n in names]
         if self._call_has_training_arg_of(self.layer):
@@ -130,33 +136,93 @@ class CompressionWrapper(keras.layers.Wrapper):
                 variable.assign(value)
         return outputs
 
-    def _separable_call(self, inputs, training):
-        """SeparableConv's computation in two steps, with the int8 rounding between them."""
+    def _runs_convolution_itself(self):
+        if self.intermediate_quantizer is not None:
+            return True
+        if not self.weight_quantizers:
+            return False
+        if isinstance(self.layer, CONVOLUTIONS_1D):
+            return True
+        dilated = max(getattr(self.layer, "dilation_rate", (1,))) > 1
+        return dilated and isinstance(self.layer, (keras.layers.Conv2D, DEPTHWISE))
+
+    def _convolution_call(self, inputs, training):
+        """The wrapped convolution computed here, as TFLite will run it.
+
+        Three cases of a quantized conv need this instead of the layer's own
+        call. A separable conv is DEPTHWISE_CONV_2D then CONV_2D in TFLite,
+        with an int8 tensor between them that `intermediate_quantizer`
+        rounds. A 1D conv runs as a 2D conv of height 1, and its kernel must
+        be fake-quantized after it gains that axis: the converter loses a
+        per-channel quantization axis through the expansion the layer would
+        do itself. A dilated conv must be one TensorFlow op (see `_conv`), or
+        the converter leaves it float.
+        """
         layer = self.layer
-        outputs = ops.depthwise_conv(
-            inputs,
-            self.compressed_weight("depthwise_kernel"),
-            strides=layer.strides,
-            padding=layer.padding,
-            data_format=layer.data_format,
-            dilation_rate=layer.dilation_rate,
-        )
-        outputs = self.intermediate_quantizer(outputs, training=training)
-        outputs = ops.conv(
-            outputs,
-            self.compressed_weight("pointwise_kernel"),
-            strides=1,
-            padding="valid",
-            data_format=layer.data_format,
-        )
+        one_d = len(inputs.shape) == 3
+        channels_first = layer.data_format == "channels_first"
+        strides, dilation, padding = layer.strides, layer.dilation_rate, layer.padding
+
+        def kernel(name):
+            value = self._masked_weight(name)
+            if one_d:
+                value = ops.expand_dims(value, 0)
+            quantizer = self.weight_quantizers.get(name)
+            return value if quantizer is None else quantizer(value)
+
+        x = inputs
+        if one_d:
+            if padding == "causal":
+                left = dilation[0] * (layer.kernel_size[0] - 1)
+                x = ops.pad(
+                    x,
+                    [[0, 0], [0, 0], [left, 0]] if channels_first else [[0, 0], [left, 0], [0, 0]],
+                )
+                padding = "valid"
+            x = ops.expand_dims(x, 2 if channels_first else 1)
+            strides, dilation = (1, *strides), (1, *dilation)
+        if isinstance(layer, SEPARABLE):
+            x = self._conv(x, kernel("depthwise_kernel"), strides, padding, dilation, True)
+            if self.intermediate_quantizer is not None:
+                x = self.intermediate_quantizer(x, training=training)
+            x = self._conv(x, kernel("pointwise_kernel"), (1, 1), "valid", (1, 1), False)
+        else:
+            depthwise = isinstance(layer, DEPTHWISE)
+            x = self._conv(x, kernel("kernel"), strides, padding, dilation, depthwise)
+        # Bias and activation before the squeeze, so the converter fuses them into the op.
         if layer.use_bias:
-            shape = [1] * (len(outputs.shape) - 1) + [layer.filters]
-            if layer.data_format == "channels_first":
-                shape = [1, layer.filters] + [1] * (len(outputs.shape) - 2)
-            outputs = outputs + ops.reshape(self.compressed_weight("bias"), shape)
+            bias = self._masked_weight("bias")
+            shape = [1] * (len(x.shape) - 1) + [-1]
+            if channels_first:
+                shape = [1, -1] + [1] * (len(x.shape) - 2)
+            x = x + ops.reshape(bias, shape)
         if layer.activation is not None:
-            outputs = layer.activation(outputs)
-        return outputs
+            x = layer.activation(x)
+        if one_d:
+            x = ops.squeeze(x, axis=2 if channels_first else 1)
+        return x
+
+    def _conv(self, x, kernel, strides, padding, dilation, depthwise):
+        """One 2D convolution as a single TensorFlow op the converter maps to one int8
+        op (Keras's own ops split a dilated one into space-to-batch, conv, batch-to-space)."""
+        native = self.layer.data_format == "channels_last" and len(x.shape) == 4
+        if native and depthwise and max(strides) > 1 and max(dilation) > 1:
+            native = False  # TensorFlow's depthwise op takes one or the other
+        if not native:
+            convolve = ops.depthwise_conv if depthwise else ops.conv
+            return convolve(
+                x,
+                kernel,
+                strides=strides,
+                padding=padding,
+                data_format=self.layer.data_format,
+                dilation_rate=dilation,
+            )
+        if depthwise:
+            return _depthwise_conv2d(x, kernel, [1, *strides, 1], padding.upper(), list(dilation))
+        return tf.nn.conv2d(
+            x, kernel, [1, *strides, 1], padding.upper(), dilations=[1, *dilation, 1]
+        )
 
     @staticmethod
     def _call_has_training_arg_of(layer):
@@ -196,3 +262,31 @@ class CompressionWrapper(keras.layers.Wrapper):
                 config["intermediate_quantizer"], custom_objects=custom_objects
             )
         return cls(**config)
+
+
+def _depthwise_conv2d(x, kernel, strides, padding, dilations):
+    """`tf.nn.depthwise_conv2d` as one DepthwiseConv2dNative op, also when dilated.
+
+    `tf.nn.depthwise_conv2d` computes a dilated one as space-to-batch, conv,
+    batch-to-space, which the converter leaves float; the native op takes the
+    dilation itself, but its CPU gradient ignores the dilation. So the forward
+    pass is the native op and the gradient is that of `tf.nn.depthwise_conv2d`.
+    """
+    if max(dilations) == 1:
+        return tf.nn.depthwise_conv2d(x, kernel, strides, padding)
+
+    @tf.custom_gradient
+    def convolve(x, kernel):
+        outputs = tf.raw_ops.DepthwiseConv2dNative(
+            input=x, filter=kernel, strides=strides, padding=padding, dilations=[1, *dilations, 1]
+        )
+
+        def gradient(upstream):
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                reference = tf.nn.depthwise_conv2d(x, kernel, strides, padding, dilations=dilations)
+            return tape.gradient(reference, [x, kernel], output_gradients=upstream)
+
+        return outputs, gradient
+
+    return convolve(x, kernel)

@@ -244,3 +244,43 @@ def test_separable_convs_round_between_their_two_tflite_ops(tmp_path):
     report = export_tflite(restored, tmp_path / "separable.tflite", verify_data=x)
     assert [op.op for op in report.ops].count("DEPTHWISE_CONV_2D") == 3
     assert not report.float_ops and report.verification["within_tolerance"] >= 0.99
+
+
+@pytest.mark.parametrize("layer_type", ["conv1d", "dilated_conv2d", "dilated_depthwise"])
+def test_convolutions_run_by_the_wrapper_match_keras_in_values_and_gradients(layer_type):
+    """1D and dilated convs under QAT run as one TensorFlow op each (so TFLite
+    keeps them int8); they must still compute what the Keras layer computes,
+    and train with the same gradients."""
+    import tensorflow as tf
+
+    from tf_aat.quantization import WeightQuantizer
+
+    rng = np.random.default_rng(0)
+    if layer_type == "conv1d":
+        layer = keras.layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu")
+        x, axes = rng.normal(size=(2, 20, 4)), (-1,)
+    elif layer_type == "dilated_conv2d":
+        layer = keras.layers.Conv2D(6, 3, strides=1, padding="same", dilation_rate=2)
+        x, axes = rng.normal(size=(2, 12, 12, 4)), (-1,)
+    else:
+        layer = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=3, depth_multiplier=2)
+        x, axes = rng.normal(size=(2, 12, 12, 4)), (-2, -1)
+    x = tf.constant(x, "float32")
+    layer.build(x.shape)
+    quantizer = WeightQuantizer(channel_axes=axes)
+    wrapped = tf_aat.CompressionWrapper(layer, weight_quantizers={"kernel": quantizer})
+    wrapped.build(x.shape)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = wrapped(x)
+        # Reference: the Keras layer's own code on the same fake-quantized kernel.
+        with keras.StatelessScope(state_mapping=[(layer.kernel, quantizer(layer.kernel))]):
+            reference = layer(x)
+        loss_ours = tf.reduce_sum(tf.square(ours))
+        loss_reference = tf.reduce_sum(tf.square(reference))
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    for variable in (x, layer.kernel, layer.bias):
+        mine = tape.gradient(loss_ours, variable)
+        expected = tape.gradient(loss_reference, variable)
+        scale = float(tf.reduce_max(tf.abs(expected)))
+        np.testing.assert_allclose(mine.numpy(), expected.numpy(), atol=1e-4 * scale)

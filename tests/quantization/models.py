@@ -70,6 +70,43 @@ def separable_cnn(input_shape=(16, 16, 3), classes=10):
     return keras.Model(inputs, outputs, name="separable_cnn")
 
 
+def conv1d_net(input_shape=(32, 4), classes=5):
+    """1D convolutions (time series, audio): causal and dilated, with BN, depthwise, separable."""
+    inputs = keras.Input(input_shape, name="series")
+    x = keras.layers.Conv1D(8, 3, padding="causal", dilation_rate=2, use_bias=False, name="causal")(
+        inputs
+    )
+    x = keras.layers.BatchNormalization(name="causal_bn")(x)
+    x = keras.layers.ReLU(name="causal_relu")(x)
+    x = keras.layers.DepthwiseConv1D(3, padding="same", activation="relu", name="dw")(x)
+    x = keras.layers.SeparableConv1D(
+        16, 3, strides=2, padding="same", depth_multiplier=2, activation="relu", name="sep"
+    )(x)
+    x = keras.layers.Conv1D(16, 3, name="conv")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="conv1d_net")
+
+
+def dilated_net(input_shape=(16, 16, 3), classes=10):
+    """Dilated (atrous) 2D convolutions, as in segmentation backbones."""
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", dilation_rate=2, use_bias=False, name="atrous")(
+        inputs
+    )
+    x = keras.layers.BatchNormalization(name="atrous_bn")(x)
+    x = keras.layers.ReLU(name="atrous_relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=3, name="atrous_dw")(x)
+    x = keras.layers.BatchNormalization(name="atrous_dw_bn")(x)
+    x = keras.layers.ReLU(6.0, name="atrous_dw_relu6")(x)
+    x = keras.layers.SeparableConv2D(16, 3, dilation_rate=2, activation="relu", name="atrous_sep")(
+        x
+    )
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="dilated_net")
+
+
 MODELS = {
     "plain": plain_cnn,
     "residual": residual_net,
