@@ -5,6 +5,7 @@ import keras
 CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
 DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+CONVOLUTIONS_1D = (keras.layers.Conv1D, keras.layers.DepthwiseConv1D, keras.layers.SeparableConv1D)
 TRANSPOSED = (
     keras.layers.Conv1DTranspose,
     keras.layers.Conv2DTranspose,

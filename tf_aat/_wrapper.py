@@ -4,9 +4,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tf_aat._layer_types import DEPTHWISE, SEPARABLE
-
-CONVOLUTIONS_1D = (keras.layers.Conv1D, keras.layers.DepthwiseConv1D, keras.layers.SeparableConv1D)
+from tf_aat._layer_types import CONVOLUTIONS_1D, DEPTHWISE, SEPARABLE
 
 
 @keras.saving.register_keras_serializable(package="tf_aat")
@@ -20,7 +18,9 @@ class CompressionWrapper(keras.layers.Wrapper):
     quantize the masked weights. The layer's own code runs unchanged: the
     substitution uses `keras.StatelessScope`, and updates the layer makes to
     its own state (BatchNormalization's moving statistics) are applied after
-    the call.
+    the call. The exceptions are quantized separable, 1D and dilated
+    convolutions, which the wrapper computes itself in the form the TFLite
+    converter maps to int8 ops (`_convolution_call`).
 
     Args:
         layer: the Keras layer to wrap.
