@@ -53,10 +53,39 @@ COMMANDS = {
 
 
 # Deployment runs with other recipes: results file name -> the flags that differ.
-DEPLOYMENT_RECIPES = {
-    "deployment_nncf_scope": "`--noprune_downsample_convs --ignored_scopes=`",
-    "deployment_every_conv": "`--nodistill --prune_first_conv --ignored_scopes=`",
+# Deployment runs with other recipes, shown beside the headline run when present.
+DEPLOYMENT_RECIPES = ("deployment_15_epochs", "deployment_nncf_scope", "deployment_every_conv")
+
+
+# The values runs made before a flag existed have in effect.
+_FLAGS_BEFORE_THEY_EXISTED = {
+    "prune_first_conv": True,
+    "prune_downsample_convs": True,
+    "ignored_scopes": [],
+    "distill": False,
 }
+
+
+def _run_flags(run):
+    """A deployment run's flags, with those it predates at the values it ran with."""
+    return {**_FLAGS_BEFORE_THEY_EXISTED, **run["flags"]}
+
+
+def _flags_changed(base, flags):
+    """The absl flags that turn the run with `base` flags into the one with `flags`."""
+    changed = []
+    for name, value in flags.items():
+        if base.get(name) == value:
+            continue
+        if isinstance(value, bool):
+            changed.append(f"--{'' if value else 'no'}{name}")
+        elif isinstance(value, list):
+            changed.append(f"--{name}={','.join(value)}")
+        else:
+            changed.append(
+                f"--{name}={value:g}" if isinstance(value, float) else f"--{name}={value}"
+            )
+    return "`" + " ".join(changed) + "`" if changed else "(the command above)"
 
 
 def _load(name):
@@ -230,7 +259,7 @@ def deployment_section():
         ]
         for name, other in [("deployment", r), *others]:
             row = other["rows"]["pruned_int8"]
-            flags = DEPLOYMENT_RECIPES.get(name, "(the command above)")
+            flags = _flags_changed(_run_flags(r), _run_flags(other))
             lines.append(
                 f"| {_recipe(other['flags'])} | {flags} | {other['flags']['prune_epochs']} | "
                 f"{row['accuracy_drop_points']:+.2f} points | {row['speedup']:.2f}x | "
@@ -260,8 +289,8 @@ SCOPES = {
 
 def _scope(f):
     """The SCOPES key of a deployment run's flags, or a literal description of them."""
-    first, down = f.get("prune_first_conv", True), f.get("prune_downsample_convs", True)
-    ignored = f.get("ignored_scopes", [])
+    f = {**_FLAGS_BEFORE_THEY_EXISTED, **f}
+    first, down, ignored = f["prune_first_conv"], f["prune_downsample_convs"], f["ignored_scopes"]
     if first and down and not ignored:
         return "every"
     if down and not first and ignored == ["{re}.*shortcut_conv"]:
