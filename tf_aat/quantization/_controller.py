@@ -105,9 +105,10 @@ class QuantizationStatistics:
         ]
         if self.weight_rows:
             width = max(len(r["layer"]) for r in self.weight_rows)
-            lines.append(f"  {'layer':<{width}}  {'weight':<8} granularity")
+            column = max(8, *(len(r["weight"]) for r in self.weight_rows))
+            lines.append(f"  {'layer':<{width}}  {'weight':<{column}} granularity")
             for r in self.weight_rows:
-                lines.append(f"  {r['layer']:<{width}}  {r['weight']:<8} {r['granularity']}")
+                lines.append(f"  {r['layer']:<{width}}  {r['weight']:<{column}} {r['granularity']}")
         if self.activation_rows:
             width = max(len(r["quantizer"]) for r in self.activation_rows)
             lines.append(f"  {'activation quantizer':<{width}}  {'min':>10} {'max':>10}")
