@@ -54,7 +54,7 @@ flags.DEFINE_string(
     "baseline", None, "Trained baseline .keras (default: <work_dir>/baseline.keras)."
 )
 flags.DEFINE_integer("baseline_epochs", 15, "Epochs to train the baseline if it is not cached.")
-flags.DEFINE_integer("prune_epochs", 15, "Fine-tuning epochs of the pruned model.")
+flags.DEFINE_integer("prune_epochs", 40, "Fine-tuning epochs of the pruned model.")
 flags.DEFINE_integer("pruning_steps", 3, "Epochs over which the schedule reaches the target.")
 flags.DEFINE_float("flops_target", 0.5, "Fraction of FLOPs to remove by pruning.")
 flags.DEFINE_bool(

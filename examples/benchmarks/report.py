@@ -40,7 +40,7 @@ COMMANDS = {
     ],
     "deployment": [
         f"python -m examples.benchmarks.deployment_benchmark {CIFAR} \\",
-        "    --baseline=runs/cifar10_resnet20/baseline.keras --prune_epochs=15 \\",
+        "    --baseline=runs/cifar10_resnet20/baseline.keras --prune_epochs=40 \\",
         "    --work_dir=runs/deployment",
     ],
     "training_cost": ["python -m examples.benchmarks.training_cost_benchmark"],
@@ -68,14 +68,16 @@ _FLAGS_BEFORE_THEY_EXISTED = {
 
 def _run_flags(run):
     """A deployment run's flags, with those it predates at the values it ran with."""
-    return {**_FLAGS_BEFORE_THEY_EXISTED, **run["flags"]}
+    older = {k: v for k, v in _FLAGS_BEFORE_THEY_EXISTED.items() if k not in run["flags"]}
+    return {**run["flags"], **older}
 
 
 def _flags_changed(base, flags):
     """The absl flags that turn the run with `base` flags into the one with `flags`."""
     changed = []
-    for name, value in flags.items():
-        if base.get(name) == value:
+    for name in [*base, *(name for name in flags if name not in base)]:
+        value = flags.get(name)
+        if value is None or base.get(name) == value:
             continue
         if isinstance(value, bool):
             changed.append(f"--{'' if value else 'no'}{name}")

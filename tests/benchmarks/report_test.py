@@ -40,7 +40,7 @@ def test_every_figure_comes_from_the_json(tmp_path):
     text = readme.read_text()
     assert "Other recipes" in text and "| every conv, labels only |" in text
     # Its flags predate --distill and the scope flags: they ran with what are now these values.
-    assert "`--prune_first_conv --ignored_scopes= --nodistill`" in text
+    assert "`--prune_epochs=15 --prune_first_conv --ignored_scopes= --nodistill`" in text
 
 
 def test_check_fails_on_a_stale_readme(tmp_path):
