@@ -252,6 +252,15 @@ def main(argv):
 
 
 def _headline(m):
+    tflite = f", {m['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in m else ""
+    test = []
+    if "test" in m:  # --validation_images: the test images were kept from the search
+        t = m["test"]
+        test = [
+            f"Accuracy on the {m['test_images']:,} test images, unseen by the search: "
+            f"{t['baseline_accuracy']:.4f} -> {t['compressed_accuracy']:.4f} (Keras, stripped)"
+            + (f", {t['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in t else "")
+        ]
     lines = [
         "",
         f"Report:  {os.path.join(FLAGS.log_dir, 'summary.md')} (metrics.json, search/ beside it)",
@@ -259,20 +268,12 @@ def _headline(m):
         + (f" and {m['files']['tflite']}" if "tflite" in m["files"] else ""),
         f"Accuracy on the {m['validation_images']:,} {m['validation']}: "
         f"{m['baseline_accuracy']:.4f} -> {m['masked_accuracy']:.4f} (Keras, as searched), "
-        f"{m['compressed_accuracy']:.4f} (Keras, stripped)"
-        + (f", {m['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in m else ""),
+        f"{m['compressed_accuracy']:.4f} (Keras, stripped){tflite}",
+        *test,
         f"Compression rate: {m['compression_rate']:.4f}; criterion met: {m['criterion_met']}",
         f"FLOPs reduction: {100 * (m['flops_reduction'] or 0):.1f}%; parameters: "
         f"{m['baseline_params']:,} -> {m['stripped_params']:,}",
     ]
-    if "test" in m:
-        t = m["test"]
-        lines.insert(
-            4,
-            f"Accuracy on the {m['test_images']:,} test images, unseen by the search: "
-            f"{t['baseline_accuracy']:.4f} -> {t['compressed_accuracy']:.4f} (Keras, stripped)"
-            + (f", {t['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in t else ""),
-        )
     deployed = m.get("tflite_accuracy", m["compressed_accuracy"])
     if m["criterion_met"] and deployed < m["accuracy_budget"]:
         lines.append(

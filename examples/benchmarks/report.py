@@ -52,7 +52,6 @@ COMMANDS = {
 }
 
 
-# Deployment runs with other recipes: results file name -> the flags that differ.
 # Deployment runs with other recipes, shown beside the headline run when present.
 DEPLOYMENT_RECIPES = ("deployment_15_epochs", "deployment_nncf_scope", "deployment_every_conv")
 
@@ -181,7 +180,7 @@ def deployment_section():
     out = ["### Deployment: ResNet-20 on CIFAR-10 as TFLite files\n", _command("deployment")]
     if r is None:
         return "\n".join(out + [_missing("deployment")])
-    f = r["flags"]
+    f = _run_flags(r)
     source = r.get("baseline")
     if source and source["trained_here"]:
         baseline = (
@@ -198,7 +197,7 @@ def deployment_section():
         " Both fine-tunes are distilled from the fp32 baseline (`keras.distillation.Distiller`, "
         f"temperature {f['distillation_temperature']:g}, label-loss weight "
         f"{f['student_loss_weight']:g})."
-        if f.get("distill")
+        if f["distill"]
         else ""
     )
     out.append(
@@ -261,9 +260,9 @@ def deployment_section():
         ]
         for name, other in [("deployment", r), *others]:
             row = other["rows"]["pruned_int8"]
-            flags = _flags_changed(_run_flags(r), _run_flags(other))
+            flags = _run_flags(other)
             lines.append(
-                f"| {_recipe(other['flags'])} | {flags} | {other['flags']['prune_epochs']} | "
+                f"| {_recipe(flags)} | {_flags_changed(f, flags)} | {flags['prune_epochs']} | "
                 f"{row['accuracy_drop_points']:+.2f} points | {row['speedup']:.2f}x | "
                 f"{row['size_reduction']:.2f}x | "
                 f"{sum(other['targets_met'].values())} of {len(other['targets_met'])} |"
@@ -290,8 +289,7 @@ SCOPES = {
 
 
 def _scope(f):
-    """The SCOPES key of a deployment run's flags, or a literal description of them."""
-    f = {**_FLAGS_BEFORE_THEY_EXISTED, **f}
+    """The SCOPES key of a deployment run's flags (`_run_flags`), or a literal description."""
     first, down, ignored = f["prune_first_conv"], f["prune_downsample_convs"], f["ignored_scopes"]
     if first and down and not ignored:
         return "every"
@@ -303,9 +301,9 @@ def _scope(f):
 
 
 def _recipe(f):
-    """A short name for the pruning scope and the teacher of a deployment run."""
+    """A short name for the pruning scope and the teacher of a deployment run (`_run_flags`)."""
     scope = SCOPES.get(_scope(f), ("custom scope",))[0]
-    return scope + (", distilled" if f.get("distill") else ", labels only")
+    return scope + (", distilled" if f["distill"] else ", labels only")
 
 
 def training_cost_section():

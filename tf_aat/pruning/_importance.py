@@ -3,9 +3,9 @@
 import numpy as np
 
 
-def filter_matrix(kernel):
+def filter_matrix(kernel, dtype=np.float64):
     """Flattens a kernel whose last axis holds the filters into (filters, values)."""
-    kernel = np.asarray(kernel, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=dtype)
     return kernel.reshape(-1, kernel.shape[-1]).T
 
 
@@ -18,7 +18,7 @@ def geometric_median_scores(kernel):
     in float32 (the weights' own precision; half the time of float64 on a
     ResNet50), summed in float64.
     """
-    filters = np.asarray(kernel, dtype=np.float32).reshape(-1, np.shape(kernel)[-1]).T
+    filters = filter_matrix(kernel, np.float32)
     squared = np.einsum("ij,ij->i", filters, filters)
     distances = squared[:, None] + squared[None, :] - 2.0 * (filters @ filters.T)
     np.maximum(distances, 0.0, out=distances)
