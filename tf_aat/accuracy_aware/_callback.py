@@ -4,11 +4,50 @@ import logging
 
 import keras
 
-from tf_aat.accuracy_aware._driver import SearchDriver
+from tf_aat.accuracy_aware._driver import SearchDriver, check_controller, metric_value
 from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
 from tf_aat.accuracy_aware._runner import resolve_accuracy_aware_params
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
+
+MODES = ("auto", "min", "max")
+# Monitors that `mode="auto"` minimises when the metric object does not say
+# (Keras metrics carry `_direction`): losses and errors.
+_LOWER_IS_BETTER = (
+    "loss",
+    "error",
+    "mse",
+    "mae",
+    "mape",
+    "msle",
+    "crossentropy",
+    "hinge",
+    "logcosh",
+    "divergence",
+)
+# Monitors that are fractions in Keras (0..1), whatever the model.
+_FRACTION_METRICS = ("accuracy", "acc", "auc", "precision", "recall")
+
+
+def _metric_name(monitor):
+    return monitor.removeprefix("val_")
+
+
+def _mode_from_name(monitor):
+    name = _metric_name(monitor).lower()
+    if any(name == word or name.endswith(word) for word in _LOWER_IS_BETTER):
+        return "min"
+    return "max"
+
+
+def _mode_from_model(model, monitor):
+    """The direction Keras's metric object declares for `monitor`, or None."""
+    name = _metric_name(monitor)
+    for metric in getattr(model, "metrics", None) or ():
+        for inner in [metric, *getattr(metric, "metrics", ())]:
+            if getattr(inner, "name", None) == name and hasattr(inner, "_direction"):
+                return "max" if inner._direction == "up" else "min"
+    return None
 
 
 class AccuracyAwareCallback(keras.callbacks.Callback):
@@ -34,7 +73,12 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         config: a `CompressionConfig`, a config dict or `AccuracyAwareParams`.
         uncompressed_model_accuracy: the uncompressed model's value of the
             monitored metric.
-        monitor: key of the metric in the epoch logs (higher is better).
+        monitor: key of the metric in the epoch logs.
+        mode: `"auto"` (as `keras.callbacks.EarlyStopping`: minimise a
+            loss-like monitor such as `val_loss`, maximise the others; a
+            Keras metric's own direction wins), `"min"` or `"max"`. In
+            `"min"` mode the allowed degradation is an increase of the
+            monitor over `uncompressed_model_accuracy`.
         log_dir: directory for checkpoints, the resume state, the summary,
             the plot and TensorBoard scalars; None keeps checkpoints in
             memory.
@@ -63,15 +107,23 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         resume=False,
         verbose=1,
         tensorboard_writer=None,
+        mode="auto",
     ):
         super().__init__()
         if resume and log_dir is None:
             raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {list(MODES)}. Received: mode={mode!r}")
         self.compression_ctrl = compression_ctrl
         self.config = config
         self.accuracy_aware_params = resolve_accuracy_aware_params(config)
-        self.uncompressed_model_accuracy = float(uncompressed_model_accuracy)
+        check_controller(compression_ctrl, self.accuracy_aware_params)
+        self.uncompressed_model_accuracy = metric_value(
+            uncompressed_model_accuracy, "uncompressed_model_accuracy"
+        )
         self.monitor = monitor
+        self.mode = mode
+        self._check_baseline_scale()
         self.log_dir = log_dir
         self.resume = resume
         self.verbose = verbose
@@ -79,13 +131,33 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         self.driver = None
         self.result = None
         self._epoch = None
+        self._skipped_train_function = None
 
     @property
     def search(self):
         return None if self.driver is None else self.driver.search
 
+    def _check_baseline_scale(self):
+        """Refuses a percent baseline for a Keras metric that is a fraction."""
+        name = _metric_name(self.monitor).lower()
+        if self.mode == "min" or not any(name.endswith(word) for word in _FRACTION_METRICS):
+            return
+        if 1.0 < self.uncompressed_model_accuracy <= 100.0:
+            raise ValueError(
+                f"uncompressed_model_accuracy={self.uncompressed_model_accuracy:g} looks like "
+                f"a percentage, but Keras reports {self.monitor!r} as a fraction in 0..1. "
+                f"Pass uncompressed_model_accuracy={self.uncompressed_model_accuracy / 100:g} "
+                "(the metric's own units)."
+            )
+
+    def _metric_mode(self):
+        if self.mode != "auto":
+            return self.mode
+        return _mode_from_model(self.model, self.monitor) or _mode_from_name(self.monitor)
+
     def on_train_begin(self, logs=None):
         self.result = None
+        self._skipped_train_function = None
         scaler = LearningRateScaler(getattr(self.model, "optimizer", None))
         if scaler.attach():
             # The schedule was wrapped; retrace so the train step reads it.
@@ -98,9 +170,16 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             resume=self.resume,
             verbose=self.verbose,
             tensorboard_writer=self.tensorboard_writer,
+            metric_mode=self._metric_mode(),
+            metric_name=repr(self.monitor),
         )
         self.driver.begin(self.model, scaler, owner=self)
         if self.driver.search.finished:
+            # A resumed run that had finished: fit() still runs one batch
+            # before it looks at `stop_training`, so that batch must not
+            # train. The train function comes back in on_train_end.
+            self._skipped_train_function = self.model.train_function
+            self.model.train_function = _no_training
             self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -122,10 +201,16 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
                 f"epoch logs. Available keys: {sorted(logs)}. Pass validation data to "
                 "fit() and set `monitor` to one of these keys."
             )
-        metric = float(logs[self.monitor])
-        decision, row = self.driver.epoch_end(self.model, self._epoch, metric)
+        metric = metric_value(logs[self.monitor], f"The monitored {self.monitor!r}")
+        loss = logs.get("loss")
+        try:
+            loss = None if loss is None else float(loss)
+        except (TypeError, ValueError):
+            loss = None
+        decision, row = self.driver.epoch_end(self.model, self._epoch, metric, loss=loss)
         self._epoch = None
-        logs["compression_rate"] = row["rate"]
+        if row["rate"] is not None:  # quantization alone has no rate
+            logs["compression_rate"] = row["rate"]
         logs["accuracy_budget"] = row["budget"]
         logs["criterion_met"] = float(row["passed"])
         logs["learning_rate_scale"] = self.driver.search.learning_rate_scale
@@ -135,8 +220,16 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.driver is None:
             return
+        if self._skipped_train_function is not None:
+            self.model.train_function = self._skipped_train_function
+            self._skipped_train_function = None
         self.driver.stop(
             self.model,
             f"model.fit() ended after {self.driver.search.epochs_trained} epochs",
         )
         self.result = self.driver.finish(self.model)
+
+
+def _no_training(iterator):
+    """Stands in for the train step of a resumed run that has finished."""
+    return {}

@@ -8,14 +8,122 @@ then the controller's state, which sets the controller's rate without
 recomputing masks, so weights, masks and `ctrl.compression_rate` agree.
 """
 
+import contextlib
 import copy
 import json
 import logging
 import os
+import zipfile
 
 import numpy as np
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or resume-state file that cannot be read (truncated, corrupt)."""
+
+
+def _fsync_directory(directory):
+    """Makes a rename in `directory` durable (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_file(path, mode="wb", **kwargs):
+    """Writes `path` through a temporary file that is fsynced, then renamed.
+
+    Readers see the old file or the complete new one. If anything fails
+    (a full disk, an interrupted write), the temporary file is removed and
+    the old file, if any, stays.
+    """
+    directory, name = os.path.split(path)
+    temporary = os.path.join(directory, f".{name}.tmp")
+    try:
+        with open(temporary, mode, **kwargs) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def non_finite_variables(variables):
+    """Names (paths) of the variables holding a NaN or an infinity."""
+    bad = []
+    for variable in variables:
+        value = variable.numpy() if hasattr(variable, "numpy") else np.asarray(variable)
+        value = np.asarray(value)
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():
+            bad.append(getattr(variable, "path", None) or getattr(variable, "name", "?"))
+    return bad
+
+
+def reset_optimizer_slots(optimizer):
+    """Gives a built optimizer's slots their initial values; keeps its step count.
+
+    The initial values come from a fresh optimizer of the same class and
+    config built on the same variables (so, e.g., Adagrad's accumulators get
+    `initial_accumulator_value`); where that cannot be built, zeros.
+    """
+    keep = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))}
+    slots = [v for v in optimizer.variables if id(v) not in keep]
+    fresh_values = None
+    try:
+        fresh = optimizer.__class__.from_config(optimizer.get_config())
+        fresh.build(list(optimizer._trainable_variables))
+        fresh_keep = {id(fresh.iterations), id(getattr(fresh, "_learning_rate", None))}
+        fresh_slots = [v for v in fresh.variables if id(v) not in fresh_keep]
+        if len(fresh_slots) == len(slots) and all(
+            tuple(a.shape) == tuple(b.shape) for a, b in zip(slots, fresh_slots)
+        ):
+            fresh_values = [np.asarray(v.numpy()) for v in fresh_slots]
+    except Exception:  # any optimizer that cannot be cloned gets zeros
+        fresh_values = None
+    for index, variable in enumerate(slots):
+        if fresh_values is not None:
+            variable.assign(fresh_values[index])
+        else:
+            variable.assign(np.zeros(tuple(variable.shape), variable.dtype))
+
+
+def _corrupt(path, error, what):
+    return CheckpointError(
+        f"The accuracy-aware {what} {path} is truncated or corrupt "
+        f"({type(error).__name__}: {error}). Delete the log_dir's checkpoints (or use a "
+        "new log_dir) and start the search again with resume=False."
+    )
+
+
+def _load_npz(path, what):
+    try:
+        with np.load(path) as archive:
+            return [archive[f"arr_{i}"] for i in range(len(archive.files))]
+    except (zipfile.BadZipFile, ValueError, EOFError, KeyError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise _corrupt(path, error, what) from None
+
+
+def _load_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _corrupt(path, error, what) from None
 
 
 def controller_state(ctrl):
@@ -40,12 +148,9 @@ def load_controller_state(ctrl, state):
 
 def write_json_atomically(path, data):
     """Writes `data` as JSON so that readers see the old or the new file."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=1, sort_keys=True)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    text = json.dumps(data, indent=1, sort_keys=True)
+    with _atomic_file(path, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def optimizer_state_variables(optimizer):
@@ -97,14 +202,12 @@ class CheckpointStore:
         # `model.get_weights()`, not `model.save_weights()`: Keras puts the
         # optimizer's variables into the latter and `load_weights` restores them.
         path = self.weights_path(key)
-        temporary = os.path.join(self.directory, f"{key}.tmp.weights.npz")
-        np.savez(temporary, *model.get_weights())
-        os.replace(temporary, path)
+        with _atomic_file(path) as file:
+            np.savez(file, *model.get_weights())
         if optimizer is not None and getattr(optimizer, "built", False):
-            temporary = os.path.join(self.directory, f"{key}.tmp.optimizer.npz")
             state = optimizer_state_variables(optimizer)
-            np.savez(temporary, *[np.asarray(v.numpy()) for v in state])
-            os.replace(temporary, self._optimizer_path(key))
+            with _atomic_file(self._optimizer_path(key)) as file:
+                np.savez(file, *[np.asarray(v.numpy()) for v in state])
         elif os.path.exists(self._optimizer_path(key)):
             os.remove(self._optimizer_path(key))  # never restore a stale optimizer state
         write_json_atomically(self._metadata_path(key), entry)
@@ -116,8 +219,7 @@ class CheckpointStore:
             return
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        with np.load(path) as archive:
-            values = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+        values = _load_npz(path, "optimizer state")
         variables = optimizer_state_variables(optimizer)
         if len(values) != len(variables) or any(
             tuple(v.shape) != value.shape for v, value in zip(variables, values)
@@ -156,11 +258,9 @@ class CheckpointStore:
                     "this format used .weights.h5). Start the search again without `resume`, "
                     "or with a new log_dir."
                 )
-            with np.load(self.weights_path(key)) as archive:
-                model.set_weights([archive[f"arr_{i}"] for i in range(len(archive.files))])
+            entry = _load_json(metadata_path, "checkpoint")
+            model.set_weights(_load_npz(self.weights_path(key), "checkpoint weights"))
             self._restore_optimizer(key, model, optimizer)
-            with open(metadata_path, encoding="utf-8") as file:
-                entry = json.load(file)
         load_controller_state(ctrl, entry["controller_state"])
         return entry
 

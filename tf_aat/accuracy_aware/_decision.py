@@ -9,14 +9,23 @@ PHASE_SEARCH = "search"
 PHASE_EARLY_EXIT = "early_exit"
 PHASE_FINISHED = "finished"
 
+# The model as the search found it before its first epoch: what a fault
+# restores when no epoch has produced a checkpoint yet.
+START_KEY = "start"
+# The one checkpoint key of a controller without a rate (quantization alone).
+NO_RATE_KEY = "no_rate"
+
 
 def checkpoint_key(rate):
     """Returns a file-name-safe checkpoint key that encodes `rate` exactly.
 
     `float(key[5:].replace("p", "."))` gives back the same float: `repr`
     is the shortest string that round-trips, so two different rates never
-    share a key.
+    share a key. A controller without a rate (None) has the one key
+    `"no_rate"`.
     """
+    if rate is None:
+        return NO_RATE_KEY
     text = repr(float(rate)).replace(".", "p").replace("-", "m").replace("+", "")
     return "rate_" + re.sub(r"[^0-9A-Za-z_]", "_", text)
 
@@ -34,6 +43,10 @@ class Decision:
     5. `learning_rate_scale`: set the learning rate to the user's learning
        rate times this (cumulative) factor.
     6. `stop`: end training; the restored checkpoint is the result.
+
+    `reset_optimizer`: the epoch was not finite (NaN or inf loss, metric or
+    weights): the optimizer's slots get their initial values after the
+    restore, so no NaN moment carries over into later epochs.
     """
 
     save_checkpoint: str | None = None
@@ -43,6 +56,7 @@ class Decision:
     learning_rate_scale: float | None = None
     stop: bool = False
     phase: str = PHASE_INITIAL
+    reset_optimizer: bool = False
 
 
 def json_number(value):

@@ -7,13 +7,22 @@ begins and ends.
 
 import json
 import logging
+import math
 import os
 
+import numpy as np
+
+from tf_aat._errors import ConfigError
 from tf_aat.accuracy_aware._checkpoints import (
+    CheckpointError,
     CheckpointStore,
     load_controller_state,
+    non_finite_variables,
+    reset_optimizer_slots,
     write_json_atomically,
 )
+from tf_aat.accuracy_aware._decision import START_KEY
+from tf_aat.accuracy_aware._params import ADAPTIVE_COMPRESSION_LEVEL
 from tf_aat.accuracy_aware._reporting import TensorBoardLogger, log_epoch, plot_result
 from tf_aat.accuracy_aware._search import AccuracyAwareSearch
 
@@ -30,7 +39,86 @@ def _scheduler_levels(ctrl):
     scheduler = getattr(ctrl, "scheduler", None)
     current = getattr(scheduler, "current_level", None)
     target = getattr(scheduler, "target_level", None)
+    if target is None:
+        # A composite scheduler without levels of its own: the first child
+        # schedule that has them (the rated algorithm's).
+        for child in getattr(scheduler, "schedulers", None) or ():
+            if getattr(child, "target_level", None) is not None:
+                return getattr(child, "current_level", None), child.target_level
     return current, target
+
+
+def controller_rate(ctrl):
+    """The controller's compression rate, or None if it has none (quantization)."""
+    try:
+        rate = ctrl.compression_rate
+    except AttributeError:
+        return None
+    return None if rate is None else float(rate)
+
+
+def check_controller(ctrl, params):
+    """Refuses a search mode the controller cannot run.
+
+    `adaptive_compression_level` varies a compression rate, so it needs an
+    algorithm that has one (filter pruning); `early_exit` runs with any
+    controller.
+    """
+    if params.mode == ADAPTIVE_COMPRESSION_LEVEL and controller_rate(ctrl) is None:
+        raise ConfigError(
+            "accuracy_aware_training.mode",
+            "'early_exit' for a controller without a compression rate",
+            ADAPTIVE_COMPRESSION_LEVEL,
+            hint=(
+                f"{type(ctrl).__name__} has no `compression_rate` to search (quantization "
+                "alone has none): the adaptive_compression_level mode needs an algorithm "
+                "with a rate, such as filter_pruning. Use the early_exit mode, which trains "
+                "until the criterion is met or maximal_total_epochs."
+            ),
+        )
+
+
+def metric_value(value, source="validate_fn"):
+    """`value` as a float; a clear TypeError for what is not one number."""
+    if isinstance(value, (str, bytes, dict, list, tuple)) or value is None:
+        hint = ""
+        if isinstance(value, dict):
+            hint = (
+                f" It returned a dict with the keys {sorted(map(str, value))}: return one "
+                "of its values, e.g. `return metrics['accuracy']`."
+            )
+        elif isinstance(value, (str, bytes)):
+            hint = " A string is not a metric, even one that spells a number."
+        elif value is None:
+            hint = " Did the function forget its `return`?"
+        raise TypeError(
+            f"{source} must return the validation metric as one number (higher is "
+            f"better).{hint} Received: {type(value).__name__} {value!r}"
+        )
+    try:
+        array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+        if array.size != 1 or array.dtype.kind not in "biuf":
+            raise TypeError
+        return float(array.reshape(()))
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{source} must return the validation metric as one number (higher is "
+            f"better). Received: {type(value).__name__} {value!r}"
+        ) from None
+
+
+def _looks_like_percent_vs_fraction(baseline, metric):
+    """Whether one of the two is on a 0..100 scale and the other on 0..1."""
+
+    def percent(value):
+        return 1.0 < value <= 100.0
+
+    def fraction(value):
+        return 0.0 <= value <= 1.0
+
+    if percent(baseline) and fraction(metric) and baseline > 10.0 * metric:
+        return True
+    return fraction(baseline) and percent(metric) and metric > 10.0 * baseline
 
 
 class SearchDriver:
@@ -48,8 +136,12 @@ class SearchDriver:
         dump_checkpoint_fn=None,
         load_checkpoint_fn=None,
         optimizer=None,
+        metric_mode="max",
+        metric_name="the validation metric",
     ):
         self.ctrl = ctrl
+        self.metric_mode = metric_mode
+        self.metric_name = metric_name
         # Saved with the resume state (default: the model's compiled optimizer).
         self.optimizer = optimizer
         self.params = params
@@ -76,8 +168,8 @@ class SearchDriver:
         self._owner = owner
         state_path = self._state_path()
         if self.resume and state_path and os.path.exists(state_path):
-            with open(state_path, encoding="utf-8") as file:
-                state = json.load(file)
+            state = self._read_state(state_path)
+            self._check_same_config(state["search"], state_path)
             self.search = AccuracyAwareSearch.from_dict(state["search"])
             self.user_checkpoints = state.get("user_checkpoints", {})
             self._last_key = state["last_checkpoint"]
@@ -85,6 +177,17 @@ class SearchDriver:
             if not self.search.scheduler_active:
                 self._disable_scheduler()
             scaler.apply(self.search.learning_rate_scale)
+            if self.search.finished:
+                # The result's own checkpoint, not one more epoch of training.
+                self.store.restore(self.search.final_key or START_KEY, model, self.ctrl)
+                self._disable_scheduler()
+                logger.info(
+                    "The accuracy-aware search in %s had already finished (%s); returning "
+                    "its result without training.",
+                    state_path,
+                    self.search.stop_reason,
+                )
+                return self.search.epochs_trained
             logger.info(
                 "Resuming the accuracy-aware search from %s after %d epochs (phase %s).",
                 state_path,
@@ -97,15 +200,20 @@ class SearchDriver:
                 "resume=True but there is no saved search state at %s; starting anew.",
                 state_path,
             )
+        check_controller(self.ctrl, self.params)
         _, target = _scheduler_levels(self.ctrl)
+        has_rate = controller_rate(self.ctrl) is not None
         self.search = AccuracyAwareSearch(
             self.params,
             self.uncompressed_metric,
-            maximal_rate=getattr(self.ctrl, "maximal_compression_rate", None),
-            minimal_rate=getattr(self.ctrl, "minimal_compression_rate", None),
+            maximal_rate=getattr(self.ctrl, "maximal_compression_rate", None) if has_rate else None,
+            minimal_rate=getattr(self.ctrl, "minimal_compression_rate", None) if has_rate else None,
             target_rate=target,
+            metric_mode=self.metric_mode,
         )
-        decision = self.search.start(float(self.ctrl.compression_rate))
+        # What a fault restores before any epoch has given a checkpoint.
+        self.store.save(START_KEY, model, self.ctrl, epoch=0)
+        decision = self.search.start(controller_rate(self.ctrl))
         self._apply(decision, model)
         self._save_resume_state(model)
         return 0
@@ -117,20 +225,29 @@ class SearchDriver:
             if scheduler is not None:
                 scheduler.epoch_step(epoch)
 
-    def epoch_end(self, model, epoch, metric, end_phase=False):
-        """Feeds one epoch's metric to the search and applies its decision."""
-        rate = float(self.ctrl.compression_rate)
+    def epoch_end(self, model, epoch, metric, end_phase=False, loss=None):
+        """Feeds one epoch's metric to the search and applies its decision.
+
+        `loss`: the epoch's training loss, if known; a non-finite loss, or
+        non-finite weights, make the epoch a fault (it fails, and the last
+        good checkpoint comes back with fresh optimizer slots).
+        """
+        metric = float(metric)
+        if self.search.epochs_trained == 0 and math.isfinite(metric):
+            self._check_metric_scale(metric)
+        rate = controller_rate(self.ctrl)
         current, target = _scheduler_levels(self.ctrl)
         target_reached = None
         if current is not None and target is not None:
             target_reached = float(current) >= float(target) - _RATE_TOLERANCE
+        fault = self._fault(model, loss)
         decision = self.search.on_epoch_end(
-            epoch, rate, metric, target_reached=target_reached, end_phase=end_phase
+            epoch, rate, metric, target_reached=target_reached, end_phase=end_phase, fault=fault
         )
         row = self.search.history[-1]
         self._apply(decision, model)
         log_epoch(row, self.verbose)
-        self.tensorboard.write(row, current_rate=float(self.ctrl.compression_rate))
+        self.tensorboard.write(row, current_rate=controller_rate(self.ctrl))
         self._save_resume_state(model)
         return decision, row
 
@@ -160,6 +277,67 @@ class SearchDriver:
     def _state_path(self):
         return os.path.join(self.log_dir, STATE_FILE) if self.log_dir else None
 
+    def _read_state(self, path):
+        try:
+            with open(path, encoding="utf-8") as file:
+                state = json.load(file)
+            if not isinstance(state, dict) or "search" not in state:
+                raise ValueError("it holds no search state")
+            return state
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+            raise CheckpointError(
+                f"The accuracy-aware resume state {path} is truncated or corrupt ({error}). "
+                "It cannot be resumed: delete it (or use a new log_dir) and start the "
+                "search again with resume=False."
+            ) from None
+
+    def _check_same_config(self, saved, path):
+        """Refuses to resume a state saved with other search settings."""
+        now = {
+            **{f"accuracy_aware_training.{k}": v for k, v in self.params.to_dict().items()},
+            "uncompressed_model_accuracy": self.uncompressed_metric,
+            "mode (min/max)": self.metric_mode,
+        }
+        before = {
+            **{f"accuracy_aware_training.{k}": v for k, v in saved.get("params", {}).items()},
+            "uncompressed_model_accuracy": saved.get("uncompressed_metric"),
+            "mode (min/max)": saved.get("metric_mode", "max"),
+        }
+        differ = [key for key in now if before.get(key) != now[key]]
+        if differ:
+            details = "; ".join(
+                f"{key}: saved {before.get(key)!r}, now {now[key]!r}" for key in differ
+            )
+            raise ValueError(
+                f"resume=True, but the search saved in {path} ran with other settings: "
+                f"{details}. Resume with the settings it was started with, or start a new "
+                "search (a new log_dir, or resume=False)."
+            )
+
+    def _check_metric_scale(self, metric):
+        """Refuses a baseline and a metric on different scales (percent vs 0..1)."""
+        if self.metric_mode != "max":
+            return
+        if _looks_like_percent_vs_fraction(self.uncompressed_metric, metric):
+            raise ValueError(
+                f"The uncompressed model's accuracy ({self.uncompressed_metric:g}) and "
+                f"{self.metric_name} of the first epoch ({metric:g}) look like different "
+                "scales: one 0..100 (percent), the other 0..1. Give "
+                "uncompressed_model_accuracy in the metric's own units (Keras accuracy "
+                "is 0..1: e.g. 0.98, not 98.0)."
+            )
+
+    def _fault(self, model, loss):
+        """Why the epoch is unusable although its metric came back, or None."""
+        if loss is not None:
+            loss = float(loss)
+            if not math.isfinite(loss):
+                return f"the loss is {loss}"
+        bad = non_finite_variables(model.weights)
+        if bad:
+            return f"{len(bad)} weights are not finite, e.g. {bad[0]!r}"
+        return None
+
     def _disable_scheduler(self):
         disable = getattr(self.ctrl, "disable_scheduler", None)
         if callable(disable):
@@ -184,6 +362,7 @@ class SearchDriver:
             self._disable_scheduler()
         if decision.restore_checkpoint is not None:
             entry = self.store.restore(decision.restore_checkpoint, model, self.ctrl)
+            self._sanitize_optimizer(model, force=decision.reset_optimizer)
             user_path = self.user_checkpoints.get(decision.restore_checkpoint)
             if self.load_checkpoint_fn is not None and user_path is not None:
                 self.load_checkpoint_fn(user_path, model)
@@ -194,10 +373,22 @@ class SearchDriver:
                 # A checkpoint from the initial phase carries an enabled
                 # schedule in the controller's state.
                 self._disable_scheduler()
-        if decision.compression_rate is not None:
+        if decision.compression_rate is not None and controller_rate(self.ctrl) is not None:
             self.ctrl.compression_rate = decision.compression_rate
         if decision.learning_rate_scale is not None:
             self.scaler.apply(decision.learning_rate_scale)
+
+    def _sanitize_optimizer(self, model, force):
+        """Fresh optimizer slots after a fault, or when the slots are not finite."""
+        optimizer = self._optimizer(model)
+        if optimizer is None or not getattr(optimizer, "built", False):
+            return
+        if force or non_finite_variables(optimizer.variables):
+            reset_optimizer_slots(optimizer)
+            logger.warning(
+                "The optimizer's slots (momentum, moments) were reset to their initial "
+                "values after restoring the checkpoint (the step count is kept)."
+            )
 
     def _optimizer(self, model):
         optimizer = self.optimizer or getattr(model, "optimizer", None)

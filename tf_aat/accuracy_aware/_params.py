@@ -76,20 +76,33 @@ class AccuracyAwareParams:
     minimal_compression_rate: float = 0.0
     advance_on_pass: bool = False
 
-    def accuracy_budget(self, uncompressed_metric):
-        """Returns the lowest metric value that meets the criterion."""
+    def accuracy_budget(self, uncompressed_metric, lower_is_better=False):
+        """Returns the worst metric value that meets the criterion.
+
+        With `lower_is_better` (a loss-like metric) the budget lies above
+        the uncompressed metric: the allowed degradation is an increase.
+        """
         uncompressed_metric = float(uncompressed_metric)
         if self.maximal_absolute_accuracy_degradation is not None:
-            return uncompressed_metric - self.maximal_absolute_accuracy_degradation
-        fraction = self.maximal_relative_accuracy_degradation / 100.0
-        return uncompressed_metric - abs(uncompressed_metric) * fraction
+            allowed = self.maximal_absolute_accuracy_degradation
+        else:
+            allowed = abs(uncompressed_metric) * self.maximal_relative_accuracy_degradation / 100.0
+        if lower_is_better:
+            return uncompressed_metric + allowed
+        return uncompressed_metric - allowed
 
-    def meets_criterion(self, metric, uncompressed_metric):
-        """Returns whether `metric` is within the budget (higher is better)."""
-        if metric is None or math.isnan(float(metric)):
+    def meets_criterion(self, metric, uncompressed_metric, lower_is_better=False):
+        """Returns whether `metric` is within the budget.
+
+        A metric that is not a finite number (NaN, +inf, -inf) never passes.
+        """
+        if metric is None or not math.isfinite(float(metric)):
             return False
-        budget = self.accuracy_budget(uncompressed_metric)
-        return float(metric) >= budget - _CRITERION_TOLERANCE * max(1.0, abs(budget))
+        budget = self.accuracy_budget(uncompressed_metric, lower_is_better)
+        tolerance = _CRITERION_TOLERANCE * max(1.0, abs(budget))
+        if lower_is_better:
+            return float(metric) <= budget + tolerance
+        return float(metric) >= budget - tolerance
 
     def check_metric_scale(self, uncompressed_metric):
         """Warns when the budget and the metric look like different scales."""
@@ -253,7 +266,7 @@ def _parse_seed(section, key_path):
     values = _shared(section, key_path)
     values["mode"] = _mode(section.get("mode", ADAPTIVE_COMPRESSION_LEVEL), key_path)
     values["maximal_relative_accuracy_degradation"] = _number(
-        section, "maximal_accuracy_degradation", key_path, 1.0, low=0
+        section, "maximal_accuracy_degradation", key_path, 1.0, low=0, high=100
     )
     values["maximal_absolute_accuracy_degradation"] = None
     values.update(_steps(section, key_path, "compression_rate_step", "step_reduction_factor"))
@@ -296,7 +309,7 @@ def _parse_nncf(section, key_path):
             hint="Add one of the two.",
         )
     values["maximal_relative_accuracy_degradation"] = (
-        _number(params, "maximal_relative_accuracy_degradation", params_path, None, low=0)
+        _number(params, "maximal_relative_accuracy_degradation", params_path, None, low=0, high=100)
         if relative
         else None
     )

@@ -1,6 +1,7 @@
 """Per-epoch log lines, TensorBoard scalars and the rate/metric plot."""
 
 import logging
+import math
 import os
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
@@ -9,9 +10,10 @@ logger = logging.getLogger("tf_aat.accuracy_aware")
 def format_epoch(row):
     """One readable line for a history row of the search."""
     step = "-" if row["step"] is None else f"{row['step']:.4g}"
+    rate = "-" if row["rate"] is None else f"{row['rate']:.6g}"
     return (
         f"[accuracy-aware] epoch {row['epoch']}: phase={row['phase']} "
-        f"rate={row['rate']:.6g} metric={row['metric']:.6g} "
+        f"rate={rate} metric={row['metric']:.6g} "
         f"budget={row['budget']:.6g} {'PASS' if row['passed'] else 'fail'} "
         f"step={step} lr_scale={row['learning_rate_scale']:.4g}"
     )
@@ -75,6 +77,8 @@ class TensorBoardLogger:
             scalars["accuracy_aware/next_compression_rate"] = current_rate
         with writer.as_default():
             for name, value in scalars.items():
+                if value is None:  # no rate: quantization alone
+                    continue
                 tf.summary.scalar(name, float(value), step=int(row["epoch"]))
         writer.flush()
 
@@ -93,7 +97,7 @@ def plot_result(result, path):
         logger.warning("matplotlib is not installed; skipping the accuracy-aware plot %s.", path)
         return None
     epochs = [row["epoch"] for row in result.history]
-    rates = [row["rate"] for row in result.history]
+    rates = [math.nan if row["rate"] is None else row["rate"] for row in result.history]
     metrics = [row["metric"] for row in result.history]
     figure, rate_axis = pyplot.subplots(figsize=(8, 4.5))
     rate_axis.step(epochs, rates, where="mid", color="tab:blue", label="compression rate")

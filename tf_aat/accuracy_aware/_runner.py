@@ -2,9 +2,10 @@
 
 import collections.abc
 import logging
+import numbers
 
 from tf_aat._errors import ConfigError
-from tf_aat.accuracy_aware._driver import SearchDriver
+from tf_aat.accuracy_aware._driver import SearchDriver, check_controller, metric_value
 from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
 from tf_aat.accuracy_aware._params import (
     AccuracyAwareParams,
@@ -59,6 +60,7 @@ class AccuracyAwareTrainingLoop:
     """
 
     def __init__(self, params, compression_ctrl, uncompressed_model_accuracy, verbose=1):
+        check_controller(compression_ctrl, params)
         self.params = params
         self.compression_ctrl = compression_ctrl
         self.uncompressed_model_accuracy = float(uncompressed_model_accuracy)
@@ -89,7 +91,9 @@ class AccuracyAwareTrainingLoop:
         Args:
             model: the compressed Keras model.
             train_epoch_fn: `train_epoch_fn(compression_ctrl, model, epoch,
-                optimizer, lr_scheduler)` trains one epoch.
+                optimizer, lr_scheduler)` trains one epoch; if it returns a
+                number, that is the epoch's loss (a NaN or inf loss makes
+                the epoch a fault, as do non-finite weights).
             validate_fn: `validate_fn(model, epoch) -> float`, higher is
                 better.
             configure_optimizers_fn: `() -> (optimizer, lr_scheduler)`; the
@@ -138,16 +142,19 @@ class AccuracyAwareTrainingLoop:
         while not search.finished:
             epoch = search.epochs_trained
             self.driver.epoch_begin(epoch)
-            train_epoch_fn(
+            loss = train_epoch_fn(
                 self.compression_ctrl,
                 model,
                 epoch=epoch,
                 optimizer=optimizer,
                 lr_scheduler=lr_scheduler,
             )
-            metric = validate_fn(model, epoch=epoch)
+            metric = metric_value(validate_fn(model, epoch=epoch), "validate_fn")
             end_phase = bool(early_stopping_fn(metric)) if early_stopping_fn else False
-            self.driver.epoch_end(model, epoch, metric, end_phase=end_phase)
+            # A number returned by train_epoch_fn is taken as the epoch's loss.
+            if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
+                loss = None
+            self.driver.epoch_end(model, epoch, metric, end_phase=end_phase, loss=loss)
         self.result = self.driver.finish(model)
         return model
 
@@ -162,7 +169,8 @@ def create_accuracy_aware_training_loop(
             config dict holding an `accuracy_aware_training` section, or an
             `AccuracyAwareParams`.
         compression_ctrl: the compression controller whose
-            `compression_rate` the search varies.
+            `compression_rate` the search varies (`early_exit` also runs
+            with a controller without a rate, e.g. quantization alone).
         uncompressed_model_accuracy: the uncompressed model's metric, in
             the same units as `validate_fn`'s.
         verbose: print one line per epoch and the final summary.

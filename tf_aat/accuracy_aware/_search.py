@@ -29,7 +29,18 @@ Rules of the `adaptive_compression_level` mode:
 
 `early_exit` trains with the user's schedule and stops at the first epoch
 whose rate reached the target and whose metric meets the criterion, or at
-`maximal_total_epochs`.
+`maximal_total_epochs`. A controller without a rate (quantization alone)
+reports the rate None: every epoch counts as at the target.
+
+An epoch that is not finite (a NaN or infinite metric, or a fault the driver
+reports: a non-finite loss or weights) fails and saves no checkpoint; the
+decision restores the best checkpoint so far (`"start"`, the model before
+training, if there is none) with fresh optimizer slots. In a search phase and
+in the initial phase it ends the phase as a failure, so the search moves
+down; in `early_exit` training goes on from the restored model.
+
+`metric_mode="min"` is for lower-is-better metrics (a loss): the budget is
+then the uncompressed metric plus the allowed degradation.
 
 In both modes the result is the best checkpoint of the highest rate that met
 the criterion; if none did, the best-metric checkpoint, flagged
@@ -44,6 +55,7 @@ from tf_aat.accuracy_aware._decision import (
     PHASE_FINISHED,
     PHASE_INITIAL,
     PHASE_SEARCH,
+    START_KEY,
     Decision,
     checkpoint_key,
     from_json_number,
@@ -64,6 +76,7 @@ _STATE_VERSION = 1
 # the exact value of the rounded rate.
 _RATE_DECIMALS = 12
 _RATE_TOLERANCE = 1e-9
+METRIC_MODES = ("max", "min")
 
 
 class AccuracyAwareSearch:
@@ -78,6 +91,7 @@ class AccuracyAwareSearch:
         minimal_rate: the controller's lowest rate, if it has one.
         target_rate: `early_exit` only: the rate the schedule ends at
             (defaults to the maximal rate).
+        metric_mode: `"max"` (higher is better, the default) or `"min"`.
 
     Example:
 
@@ -100,11 +114,23 @@ class AccuracyAwareSearch:
         maximal_rate=None,
         minimal_rate=None,
         target_rate=None,
+        metric_mode="max",
     ):
         if not isinstance(params, AccuracyAwareParams):
             raise TypeError(f"`params` must be an AccuracyAwareParams. Received: params={params!r}")
+        if metric_mode not in METRIC_MODES:
+            raise ValueError(
+                f"`metric_mode` must be one of {list(METRIC_MODES)}. "
+                f"Received: metric_mode={metric_mode!r}"
+            )
         self.params = params
+        self.metric_mode = metric_mode
         self.uncompressed_metric = float(uncompressed_metric)
+        if not math.isfinite(self.uncompressed_metric):
+            raise ValueError(
+                "The uncompressed model's metric must be a finite number. "
+                f"Received: uncompressed_metric={uncompressed_metric!r}"
+            )
         maximal = params.maximal_compression_rate
         if maximal_rate is not None:
             maximal = min(maximal, float(maximal_rate))
@@ -119,8 +145,9 @@ class AccuracyAwareSearch:
         self.maximal_rate = maximal
         self.minimal_rate = minimal
         self.target_rate = maximal if target_rate is None else float(target_rate)
-        self.budget = params.accuracy_budget(self.uncompressed_metric)
-        params.check_metric_scale(self.uncompressed_metric)
+        self.budget = params.accuracy_budget(self.uncompressed_metric, self.lower_is_better)
+        if not self.lower_is_better:
+            params.check_metric_scale(self.uncompressed_metric)
 
         self.phase = None
         self.epochs_trained = 0
@@ -138,6 +165,10 @@ class AccuracyAwareSearch:
     # ------------------------------------------------------------------ API
 
     @property
+    def lower_is_better(self):
+        return self.metric_mode == "min"
+
+    @property
     def started(self):
         return self.phase is not None
 
@@ -151,7 +182,7 @@ class AccuracyAwareSearch:
         return self.phase in (PHASE_INITIAL, PHASE_EARLY_EXIT)
 
     def meets_criterion(self, metric):
-        return self.params.meets_criterion(metric, self.uncompressed_metric)
+        return self.params.meets_criterion(metric, self.uncompressed_metric, self.lower_is_better)
 
     def start(self, rate):
         """Starts the search; `rate` is the controller's rate before training."""
@@ -170,7 +201,7 @@ class AccuracyAwareSearch:
             disable_scheduler=True, compression_rate=self.current_rate, phase=self.phase
         )
 
-    def on_epoch_end(self, epoch, rate, metric, target_reached=None, end_phase=False):
+    def on_epoch_end(self, epoch, rate, metric, target_reached=None, end_phase=False, fault=None):
         """Records one evaluated epoch and returns what to do next.
 
         Args:
@@ -183,21 +214,26 @@ class AccuracyAwareSearch:
                 its target; None compares `rate` with `target_rate`.
             end_phase: end the current phase now (for an early-stopping
                 signal from the user).
+            fault: why the epoch is not usable although its metric may be
+                finite (e.g. "the loss is nan"); None if it is. A
+                non-finite metric is a fault by itself.
         """
         if not self.started:
             self.start(rate)
         if self.finished:
             raise RuntimeError("The search has finished; no more epochs are expected.")
         metric = float(metric)
+        if fault is None and not math.isfinite(metric):
+            fault = f"the metric is {metric}"
         if self.phase != PHASE_SEARCH:
-            rate = float(rate)
+            rate = None if rate is None else float(rate)
         else:
             rate = self.current_rate
-        passed = self.meets_criterion(metric)
+        passed = fault is None and self.meets_criterion(metric)
         key = checkpoint_key(rate)
         save = None
         best = self.rates.get(key)
-        if best is None or _better(metric, best["metric"]):
+        if fault is None and (best is None or self._better(metric, best["metric"])):
             self.rates[key] = {
                 "rate": rate,
                 "metric": metric,
@@ -221,20 +257,45 @@ class AccuracyAwareSearch:
         self.epochs_trained += 1
         self.phase_epochs += 1
         out_of_epochs = self.epochs_trained >= self.params.maximal_total_epochs
+        faulty = fault is not None
+        if faulty:
+            logger.warning(
+                "Accuracy-aware epoch %d at rate %r is not finite (%s): it counts as a "
+                "failure, and training goes on from checkpoint %r with fresh optimizer "
+                "slots%s.",
+                epoch,
+                rate,
+                fault,
+                self._restore_key(),
+                "" if self.phase == PHASE_EARLY_EXIT else " at a lower rate",
+            )
 
         if self.phase == PHASE_EARLY_EXIT:
             if target_reached is None:
-                target_reached = rate >= self.target_rate - _RATE_TOLERANCE
+                target_reached = rate is None or rate >= self.target_rate - _RATE_TOLERANCE
             if target_reached and passed:
-                return self._finish("the target rate met the criterion", save)
+                reason = (
+                    "the criterion was met" if rate is None else "the target rate met the criterion"
+                )
+                return self._finish(reason, save)
             if out_of_epochs or end_phase:
-                return self._finish(self._epochs_reason(end_phase), save)
+                return self._finish(self._epochs_reason(end_phase), save, reset_optimizer=faulty)
+            if faulty:
+                return Decision(
+                    restore_checkpoint=self._restore_key(), reset_optimizer=True, phase=self.phase
+                )
             return Decision(save_checkpoint=save, phase=self.phase)
 
         if self.phase == PHASE_INITIAL:
-            if self.phase_epochs >= self.params.initial_training_phase_epochs or end_phase:
+            if (
+                self.phase_epochs >= self.params.initial_training_phase_epochs
+                or end_phase
+                or faulty
+            ):
                 self.current_rate = rate
-                return self._next_rate(save, disable_scheduler=True)
+                return self._next_rate(save, disable_scheduler=True, fault=faulty)
+        elif faulty:
+            return self._next_rate(save, disable_scheduler=False, fault=True)
         elif (
             self.phase_epochs >= self.params.patience_epochs
             or end_phase
@@ -259,9 +320,12 @@ class AccuracyAwareSearch:
             return None
         passing = [entry for entry in self.rates.values() if entry["passed"]]
         if passing:
-            entry = max(passing, key=lambda e: (e["rate"], e["metric"]))
+            entry = max(passing, key=lambda e: (_rate_order(e["rate"]), self._score(e["metric"])))
         else:
-            entry = max(self.rates.values(), key=lambda e: (_sortable(e["metric"]), -e["rate"]))
+            entry = max(
+                self.rates.values(),
+                key=lambda e: (self._score(e["metric"]), -_rate_order(e["rate"])),
+            )
         return entry["checkpoint"]
 
     def result(self):
@@ -278,7 +342,9 @@ class AccuracyAwareSearch:
             checkpoint=key,
             stop_reason=self.stop_reason,
             mode=self.params.mode,
-            rates=sorted((dict(e) for e in self.rates.values()), key=lambda e: e["rate"]),
+            rates=sorted(
+                (dict(e) for e in self.rates.values()), key=lambda e: _rate_order(e["rate"])
+            ),
             history=[dict(row) for row in self.history],
         )
 
@@ -291,6 +357,7 @@ class AccuracyAwareSearch:
             "maximal_rate": self.maximal_rate,
             "minimal_rate": self.minimal_rate,
             "target_rate": self.target_rate,
+            "metric_mode": self.metric_mode,
             "phase": self.phase,
             "epochs_trained": self.epochs_trained,
             "phase_epochs": self.phase_epochs,
@@ -319,6 +386,7 @@ class AccuracyAwareSearch:
             maximal_rate=state["maximal_rate"],
             minimal_rate=state["minimal_rate"],
             target_rate=state["target_rate"],
+            metric_mode=state.get("metric_mode", "max"),
         )
         for name in (
             "phase",
@@ -352,14 +420,37 @@ class AccuracyAwareSearch:
             return "early stopping was requested"
         return f"maximal_total_epochs ({self.params.maximal_total_epochs}) reached"
 
-    def _next_rate(self, save, disable_scheduler):
-        """Ends a phase at `self.current_rate` and picks the next rate."""
+    def _better(self, metric, best):
+        if not math.isfinite(metric):
+            return False
+        if best is None or not math.isfinite(best):
+            return True
+        return metric < best if self.lower_is_better else metric > best
+
+    def _score(self, metric):
+        """Higher is better whatever the mode; non-finite metrics score lowest."""
+        if metric is None or not math.isfinite(metric):
+            return -math.inf
+        return -metric if self.lower_is_better else metric
+
+    def _restore_key(self):
+        return self.best_checkpoint() or START_KEY
+
+    def _next_rate(self, save, disable_scheduler, fault=False):
+        """Ends a phase at `self.current_rate` and picks the next rate.
+
+        With `fault` the phase failed whatever its earlier epochs scored.
+        """
         if self.epochs_trained >= self.params.maximal_total_epochs:
-            self.evaluated[checkpoint_key(self.current_rate)] = self._rate_passed(self.current_rate)
-            return self._finish(self._epochs_reason(False), save, disable_scheduler)
+            self.evaluated[checkpoint_key(self.current_rate)] = (
+                False if fault else self._rate_passed(self.current_rate)
+            )
+            return self._finish(
+                self._epochs_reason(False), save, disable_scheduler, reset_optimizer=fault
+            )
         old_scale = self.learning_rate_scale
         rate = self.current_rate
-        passed = self._rate_passed(rate)
+        passed = False if fault else self._rate_passed(rate)
         # Bounded: each pass either moves to a new rate or flips and shrinks
         # the step; the guard only protects against a logic error.
         for _ in range(10000):
@@ -374,18 +465,18 @@ class AccuracyAwareSearch:
                     f"the step {self.step:g} fell below minimal_compression_rate_step "
                     f"({self.params.minimal_compression_rate_step:g})"
                 )
-                return self._finish(reason, save, disable_scheduler)
+                return self._finish(reason, save, disable_scheduler, reset_optimizer=fault)
             candidate = round(rate + direction * self.step, _RATE_DECIMALS)
             if candidate > self.maximal_rate:
                 candidate = self.maximal_rate
                 if self.evaluated.get(checkpoint_key(candidate)) is True:
                     reason = f"the maximal rate {candidate:g} met the criterion"
-                    return self._finish(reason, save, disable_scheduler)
+                    return self._finish(reason, save, disable_scheduler, reset_optimizer=fault)
             elif candidate < self.minimal_rate:
                 candidate = self.minimal_rate
                 if self.evaluated.get(checkpoint_key(candidate)) is False:
                     reason = f"the minimal rate {candidate:g} missed the criterion"
-                    return self._finish(reason, save, disable_scheduler)
+                    return self._finish(reason, save, disable_scheduler, reset_optimizer=fault)
             known = self.evaluated.get(checkpoint_key(candidate))
             if known is None:
                 break
@@ -399,17 +490,18 @@ class AccuracyAwareSearch:
         return Decision(
             save_checkpoint=save,
             disable_scheduler=disable_scheduler,
-            restore_checkpoint=self.best_checkpoint(),
+            restore_checkpoint=self._restore_key(),
             compression_rate=candidate,
             learning_rate_scale=scale,
             phase=self.phase,
+            reset_optimizer=fault,
         )
 
     def _rate_passed(self, rate):
         entry = self.rates.get(checkpoint_key(rate))
         return bool(entry and entry["passed"])
 
-    def _finish(self, reason, save, disable_scheduler=False):
+    def _finish(self, reason, save, disable_scheduler=False, reset_optimizer=False):
         self.phase = PHASE_FINISHED
         self.stop_reason = reason
         self.final_key = self.best_checkpoint()
@@ -437,20 +529,17 @@ class AccuracyAwareSearch:
         return Decision(
             save_checkpoint=save,
             disable_scheduler=disable_scheduler,
-            restore_checkpoint=self.final_key,
+            # Nothing usable was saved (every epoch faulted): back to the start.
+            restore_checkpoint=self.final_key or START_KEY,
             stop=True,
             phase=self.phase,
+            reset_optimizer=reset_optimizer,
         )
 
 
-def _better(metric, best):
-    if math.isnan(metric):
-        return False
-    return best is None or math.isnan(best) or metric > best
-
-
-def _sortable(metric):
-    return -math.inf if metric is None or math.isnan(metric) else metric
+def _rate_order(rate):
+    """Sort key of a rate; None (a controller without a rate) sorts lowest."""
+    return -math.inf if rate is None else rate
 
 
 __all__ = ["AccuracyAwareSearch", "Decision", "checkpoint_key"]
