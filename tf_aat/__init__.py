@@ -6,6 +6,7 @@ from tf_aat._config import CompressionConfig
 from tf_aat._errors import ConfigError
 from tf_aat._export import TFLiteExport, TFLiteExportError, export_tflite, tflite_ops
 from tf_aat._graph import UnsupportedModelError
+from tf_aat._layer_rules import LayerRule, register_layer_rule
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.accuracy_aware import (
     AccuracyAwareParams,
@@ -45,7 +46,9 @@ __all__ = [
     "CompressionWrapper",
     "ConfigError",
     "FilterPruningController",
+    "LayerRule",
     "UnsupportedModelError",
     "create_compressed_model",
+    "register_layer_rule",
     "strip_model",
 ]

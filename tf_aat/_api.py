@@ -3,8 +3,9 @@
 import logging
 
 from tf_aat import _graph
-from tf_aat import _layer_types as lt
+from tf_aat import _layer_rules as rules
 from tf_aat._config import CompressionConfig
+from tf_aat._layer_rules import unwrap
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._controller import FilterPruningController
@@ -12,34 +13,18 @@ from tf_aat.pruning._controller import FilterPruningController
 logger = logging.getLogger("tf_aat")
 
 
-def _producer_weights(layer):
-    main = "pointwise_kernel" if isinstance(layer, lt.SEPARABLE) else "kernel"
-    weights = {main: -1}
-    if getattr(layer, "use_bias", False):
-        weights["bias"] = 0
-    return weights
-
-
-def _passthrough_weights(layer):
-    if isinstance(layer, lt.DEPTHWISE):
-        weights = {"kernel": -2}
-        if layer.use_bias:
-            weights["bias"] = 0
-        return weights
-    # BatchNormalization: a pruned channel is exactly zero when both are masked.
-    return {name: 0 for name in ("gamma", "beta") if getattr(layer, name, None) is not None}
-
-
 def pruning_plan(model, params):
-    """Which layers get a mask, and on which weights, for `params`."""
+    """Which layers get a mask, and on which weights, for `params` (from the layer rules)."""
     analysis = analyze(model, params)
     prunable = {id(u.layer) for g in analysis.groups if g.prunable for u in g.units}
     plan = {}
     for use in analysis.uses:
+        layer = unwrap(use.layer)
+        rule = rules.rule_for(layer)
         if use.kind == "producer" and id(use.layer) in prunable:
-            plan[id(use.layer)] = _producer_weights(use.layer)
+            plan[id(use.layer)] = rule.weights("filter_weights", layer)
         elif use.kind == "passthrough" and any(s.unit in prunable for s in use.channels.segments):
-            weights = _passthrough_weights(use.layer)
+            weights = rule.weights("masked_weights", layer)
             if weights:
                 plan[id(use.layer)] = weights
     return plan

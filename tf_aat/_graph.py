@@ -72,6 +72,9 @@ class FlatNode:
     output_shapes: list
     call_kwargs: dict
     path: tuple
+    # Positional arguments, flattened: a tensor id where a tensor was passed,
+    # the value itself for a constant (`x + 3.0` has [id(x), 3.0]).
+    arguments: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -136,6 +139,10 @@ def _walk(functional, prefix, alias, nodes, path):
                 for k, v in node.arguments.kwargs.items()
                 if not isinstance(v, keras.KerasTensor)
             }
+            arguments = [
+                tid(a) if isinstance(a, keras.KerasTensor) else a
+                for a in tree.flatten(node.arguments.args)
+            ]
             nodes.append(
                 FlatNode(
                     layer=operation,
@@ -145,16 +152,22 @@ def _walk(functional, prefix, alias, nodes, path):
                     output_shapes=[tuple(t.shape) for t in node.outputs],
                     call_kwargs=kwargs,
                     path=path,
+                    arguments=arguments,
                 )
             )
     return [tid(t) for t in functional.outputs]
 
 
 def leaf_layers(model):
-    """All distinct leaf layers of `model`, in call order, nested models included."""
+    """All distinct leaf layers of `model`, in call order, nested models included.
+
+    Keras operation nodes that are not layers (`x + y`, `keras.ops.*`) are
+    left out: they hold no weights and are rebuilt as they are.
+    """
     seen = {}
     for node in flatten(model).nodes:
-        seen.setdefault(id(node.layer), node.layer)
+        if isinstance(node.layer, keras.layers.Layer):
+            seen.setdefault(id(node.layer), node.layer)
     return list(seen.values())
 
 
@@ -173,6 +186,9 @@ def rebuild(model, replace, input_layers=None):
     memo = {}
 
     def replaced(layer):
+        # Keras operations that are not layers (`x + y`) have no state: reuse them.
+        if not isinstance(layer, keras.layers.Layer):
+            return layer
         if id(layer) not in memo:
             memo[id(layer)] = replace(layer)
         return memo[id(layer)]

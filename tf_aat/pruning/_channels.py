@@ -9,49 +9,17 @@ pruned.
 """
 
 import dataclasses
-import fnmatch
 import math
-import re
 
-import keras
 import numpy as np
 
 from tf_aat import _graph
-from tf_aat import _layer_types as lt
+from tf_aat import _layer_rules as rules
+from tf_aat._layer_rules import unwrap
+from tf_aat._scopes import matches_scope
 
-PRODUCERS = (*lt.CONVOLUTIONS, *lt.SEPARABLE)
-_TRANSPOSED = lt.TRANSPOSED
-_DEPTHWISE = lt.DEPTHWISE
-_MERGES = {
-    keras.layers.Add: "add",
-    keras.layers.Subtract: "subtract",
-    keras.layers.Multiply: "multiply",
-    keras.layers.Average: "average",
-    keras.layers.Maximum: "maximum",
-    keras.layers.Minimum: "minimum",
-}
-_POOLING = (*lt.MAX_POOLING, *lt.AVERAGE_POOLING)
-_GLOBAL_POOLING = (*lt.GLOBAL_MAX_POOLING, *lt.GLOBAL_AVERAGE_POOLING)
-_IDENTITY_LIKE = lt.IDENTITY_LIKE
-_SPATIAL = (*lt.ZERO_PADDING, *lt.CROPPING, *lt.UPSAMPLING)
-_ACTIVATIONS = (
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.ELU,
-    keras.layers.Activation,
-)
-_NON_ELEMENTWISE_ACTIVATIONS = ("softmax", "log_softmax")
-
-# Layers that keep channels and map 0 to 0 (other modules add theirs here,
-# e.g. activation fake-quantizers).
-PASSTHROUGH_TYPES = []
-
-
-def unwrap(layer):
-    """The layer inside a `CompressionWrapper`, or `layer` itself."""
-    from tf_aat._wrapper import CompressionWrapper
-
-    return layer.layer if isinstance(layer, CompressionWrapper) else layer
+# Re-exported for the modules that imported them from here.
+__all__ = ["analyze", "matches_scope", "unwrap", "zero_image"]
 
 
 @dataclasses.dataclass
@@ -143,41 +111,17 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def matches_scope(name, patterns):
-    """NNCF scopes: `{re}pattern` is a regular expression, others are globs or names."""
-    for pattern in patterns:
-        if pattern.startswith("{re}"):
-            if re.fullmatch(pattern[4:], name):
-                return True
-        elif fnmatch.fnmatchcase(name, pattern) or name == pattern:
-            return True
-    return False
-
-
-def _activation_of(layer):
-    if isinstance(layer, keras.layers.Activation):
-        return layer.activation
-    return getattr(layer, "activation", None)
-
-
-def _activation_name(activation):
-    return getattr(activation, "__name__", str(activation))
-
-
 def zero_image(function, value):
     """What an element-wise function makes of the constant `value`."""
-    if function is None:
-        return value
-    out = keras.ops.convert_to_numpy(function(np.full((1, 1), value, "float32")))
-    return float(out.reshape(-1)[0])
-
-
-def _channels_last(layer):
-    return getattr(layer, "data_format", "channels_last") == "channels_last"
+    return rules._evaluate(function, value)
 
 
 def analyze(model, params):
-    """Follows channels through `model` and returns its prunable groups."""
+    """Follows channels through `model` and returns its prunable groups.
+
+    Each node's layer (or Keras operation) is looked up in the layer rules
+    (`tf_aat.LayerRule`), which say how its channels flow.
+    """
     graph = _graph.flatten(model)
     calls = graph.calls_per_layer()
     uf = _UnionFind()
@@ -185,8 +129,6 @@ def analyze(model, params):
     uses = []
     skipped = []
     channels_of = {}
-    for tensor in graph.inputs:
-        channels_of[tensor] = None  # filled lazily from shape
 
     def block(channels, reason):
         if channels is None:
@@ -207,125 +149,55 @@ def analyze(model, params):
         return channels
 
     for node in graph.nodes:
-        # Type checks look through compression wrappers; ids stay the graph's own.
+        # Rules look through compression wrappers; ids stay the graph's own.
         layer = unwrap(node.layer)
         inputs = [get(t, s) for t, s in zip(node.inputs, node.input_shapes)]
         out_shape = node.output_shapes[0] if node.output_shapes else ()
-        name = layer.name
+        name = getattr(layer, "name", type(layer).__name__)
+        rule = rules.rule_for(layer)
+        flow = rule.flow(layer, node.input_shapes)
+        reason = rule.blocked(layer, node.input_shapes, node.output_shapes)
+        label = f"consumed by {name} ({rules.operation_name(layer)})"
         shared = calls.get(id(layer), 0) > 1
+        weighted = bool(getattr(layer, "weights", None))
+        context = _Context(block, fixed, uf, units, uses, skipped)
         out = None
-
-        if isinstance(layer, PRODUCERS) and len(inputs) == 1:
+        if reason is None and flow in ("produce", "carry", "consume", "flatten"):
+            if len(inputs) != 1:
+                reason = f"called on {len(inputs)} tensors"
+        if reason is None and shared and weighted and flow in ("produce", "carry", "consume"):
+            reason = "a layer called more than once"
+        if reason is not None:
+            for c in inputs:
+                block(c, f"{label}, {reason}")
+            if weighted and flow != "carry" or rule.channels == "block" and weighted:
+                skipped.append((name, f"not pruned: {reason}"))
+            out = fixed(out_shape)
+        elif flow == "produce":
+            out = _produce(context, node, layer, rule, inputs[0], out_shape, params, label)
+        elif flow == "carry":
+            out = _carry(context, node, layer, rule, inputs[0], label)
+        elif flow == "consume":
+            out = _consume(context, node, layer, rule, inputs[0], out_shape, label)
+        elif flow == "flatten":
             source = inputs[0]
-            ok_format = _channels_last(layer) and getattr(layer, "groups", 1) == 1
-            if not ok_format or shared or source.repeat != 1:
-                block(source, f"consumed by {name}, which is shared or not channels_last")
-                skipped.append((name, "shared layer, grouped conv or channels_first"))
+            if source.repeat != 1:
+                block(source, f"{label}, a second flattening")
                 out = fixed(out_shape)
             else:
-                _check_const_fold(layer, source, block)
-                uses.append(MaskUse(node.layer, "consumer", source))
-                unit = Unit(node.layer, int(out_shape[-1]), name)
-                units[id(node.layer)] = unit
-                uf.find(id(node.layer))
-                uses.append(MaskUse(node.layer, "producer", None))
-                unit.reasons.extend(_unit_reasons(layer, source, params))
-                zero = zero_image(_activation_of(layer), 0.0)
-                out = Channels([Segment(id(node.layer), unit.filters, zero)])
-        elif isinstance(layer, _DEPTHWISE) and len(inputs) == 1:
-            source = inputs[0]
-            if (
-                layer.depth_multiplier != 1
-                or not _channels_last(layer)
-                or shared
-                or any(s.zero != 0.0 for s in source.segments)
-            ):
-                block(source, f"consumed by {name}, a depthwise conv tf_aat cannot follow")
-                out = fixed(out_shape)
-            else:
-                uses.append(MaskUse(node.layer, "passthrough", source))
-                zero = zero_image(_activation_of(layer), 0.0)
-                out = Channels(
-                    [Segment(s.unit, s.length, zero) for s in source.segments],
-                    from_input=source.from_input,
-                )
-        elif isinstance(layer, keras.layers.BatchNormalization) and len(inputs) == 1:
-            source = inputs[0]
-            axis = layer.axis if isinstance(layer.axis, int) else layer.axis[-1]
-            rank = len(node.input_shapes[0])
-            if axis % rank != rank - 1 or shared or source.repeat != 1:
-                block(source, f"consumed by {name}, a BatchNormalization not on the last axis")
-                out = fixed(out_shape)
-            elif not layer.scale and any(s.zero != 0.0 for s in source.segments):
-                block(source, f"{name} has no gamma to mask a non-zero pruned value")
-                out = fixed(out_shape)
-            else:
-                uses.append(MaskUse(node.layer, "passthrough", source))
-                out = Channels(
-                    [Segment(s.unit, s.length, 0.0) for s in source.segments],
-                    from_input=source.from_input,
-                )
-        elif isinstance(layer, _ACTIVATIONS) and len(inputs) == 1:
-            activation = (
-                _activation_of(layer) if isinstance(layer, keras.layers.Activation) else layer
-            )
-            if (
-                isinstance(layer, keras.layers.Activation)
-                and _activation_name(activation) in _NON_ELEMENTWISE_ACTIVATIONS
-            ):
-                block(inputs[0], f"consumed by {name}, a softmax over channels")
-                out = fixed(out_shape)
-            else:
-                out = _map_zero(inputs[0], lambda v, f=activation: zero_image(f, v))
-        elif (
-            isinstance(layer, (*_IDENTITY_LIKE, *_POOLING, *_GLOBAL_POOLING, *PASSTHROUGH_TYPES))
-            and len(inputs) == 1
-        ):
-            if not _channels_last(layer):
-                block(inputs[0], f"consumed by {name}, which is channels_first")
-                out = fixed(out_shape)
-            else:
-                out = _copy(inputs[0])
-        elif isinstance(layer, _SPATIAL) and len(inputs) == 1:
-            source = inputs[0]
-            pads = isinstance(layer, lt.ZERO_PADDING)
-            if not _channels_last(layer) or (pads and any(s.zero != 0.0 for s in source.segments)):
-                block(source, f"consumed by {name}, which would pad a non-zero pruned value")
-                out = fixed(out_shape)
-            else:
-                out = _copy(source)
-        elif isinstance(layer, keras.layers.Flatten) and len(inputs) == 1:
-            source = inputs[0]
-            shape = node.input_shapes[0]
-            if not _channels_last(layer) or source.repeat != 1 or any(d is None for d in shape[1:]):
-                block(source, f"consumed by {name}, a Flatten tf_aat cannot follow")
-                out = fixed(out_shape)
-            else:
-                spatial = int(math.prod(shape[1:-1]))
+                spatial = int(math.prod(node.input_shapes[0][1:-1]))
                 out = Channels(list(source.segments), repeat=spatial, from_input=source.from_input)
-        elif type(layer) in _MERGES and len(inputs) >= 2:
-            out = _merge(inputs, _MERGES[type(layer)], uf, block, name)
-        elif isinstance(layer, keras.layers.Concatenate):
-            rank = len(node.input_shapes[0])
-            if layer.axis % rank == rank - 1 and all(c.repeat == 1 for c in inputs):
+        elif flow == "merge":
+            operands = _operands(node, inputs)
+            out = _merge(operands, rule.combine, uf, block, label)
+        elif flow == "concatenate":
+            if all(c.repeat == 1 for c in inputs):
                 segments = [s for c in inputs for s in c.segments]
                 out = Channels(segments, from_input=any(c.from_input for c in inputs))
             else:
                 for c in inputs:
-                    block(c, f"consumed by {name}, a Concatenate not on the channel axis")
+                    block(c, f"{label}, a concatenation of flattened channels")
                 out = fixed(out_shape)
-        elif isinstance(layer, keras.layers.Dense) and len(inputs) == 1 and not shared:
-            source = inputs[0]
-            uses.append(MaskUse(node.layer, "consumer", source))
-            out = fixed(out_shape)
-        else:
-            for c in inputs:
-                block(c, f"consumed by {name} ({type(layer).__name__}), which tf_aat cannot follow")
-            if isinstance(layer, _TRANSPOSED) or (
-                layer.weights and not isinstance(layer, keras.layers.Dense)
-            ):
-                skipped.append((name, f"{type(layer).__name__} is not supported by filter pruning"))
-            out = fixed(out_shape)
         for tensor in node.outputs:
             channels_of[tensor] = out
 
@@ -350,6 +222,92 @@ def analyze(model, params):
     return Analysis(graph, units, groups, group_of, uses, channels_of, skipped)
 
 
+@dataclasses.dataclass
+class _Context:
+    block: object
+    fixed: object
+    uf: object
+    units: dict
+    uses: list
+    skipped: list
+
+
+def _nonzero(channels):
+    return Channels([s for s in channels.segments if s.zero != 0.0])
+
+
+def _produce(context, node, layer, rule, source, out_shape, params, label):
+    if source.repeat != 1:
+        context.block(source, f"{label}, which reads flattened channels")
+        return context.fixed(out_shape)
+    if any(s.zero != 0.0 for s in source.segments) and not rule.flag(
+        "folds_constant_input", layer
+    ):
+        context.block(
+            _nonzero(source),
+            f"its pruned channels are non-zero after an activation and {layer.name} "
+            "cannot fold that constant into its bias (it pads its input or has none)",
+        )
+    context.uses.append(MaskUse(node.layer, "consumer", source))
+    unit = Unit(node.layer, int(out_shape[-1]), layer.name)
+    context.units[id(node.layer)] = unit
+    context.uf.find(id(node.layer))
+    context.uses.append(MaskUse(node.layer, "producer", None))
+    unit.reasons.extend(_unit_reasons(layer, source, params))
+    zero = rule.zero_map(layer, 0.0) if rule.zero_map is not None else 0.0
+    return Channels([Segment(id(node.layer), unit.filters, 0.0 if zero is None else zero)])
+
+
+def _carry(context, node, layer, rule, source, label):
+    if rule.flag("requires_zero_input", layer) and any(s.zero != 0.0 for s in source.segments):
+        context.block(source, f"{label}, which cannot carry a non-zero pruned value")
+        return context.fixed(node.output_shapes[0])
+    has_weights = bool(rule.weights("channel_weights", layer)) or rule.resize_config is not None
+    if has_weights and source.repeat != 1:
+        context.block(source, f"{label}, whose weights cannot follow flattened channels")
+        return context.fixed(node.output_shapes[0])
+    if has_weights:
+        context.uses.append(MaskUse(node.layer, "passthrough", source))
+    segments = []
+    unknown = []
+    for s in source.segments:
+        zero = rule.zero_map(layer, s.zero) if rule.zero_map is not None else s.zero
+        if zero is None:
+            if s.unit is not None:
+                unknown.append(s)
+            zero = 0.0
+        segments.append(Segment(s.unit, s.length, zero))
+    if unknown:
+        context.block(
+            Channels(unknown), f"{label}, which maps a pruned channel's value to an unknown one"
+        )
+    return Channels(segments, source.repeat, source.from_input)
+
+
+def _consume(context, node, layer, rule, source, out_shape, label):
+    if any(s.zero != 0.0 for s in source.segments) and not rule.flag(
+        "folds_constant_input", layer
+    ):
+        context.block(_nonzero(source), f"{label}, which cannot fold a non-zero pruned value")
+    if rule.weights("input_weights", layer):
+        context.uses.append(MaskUse(node.layer, "consumer", source))
+    return context.fixed(out_shape)
+
+
+def _operands(node, inputs):
+    """The merge's operands in argument order: tensors' channels, or constants."""
+    by_id = dict(zip(node.inputs, inputs))
+    if len(node.arguments) == 0:
+        return list(inputs)
+    operands = []
+    for argument in node.arguments:
+        if isinstance(argument, tuple) and argument in by_id:
+            operands.append(by_id[argument])
+        else:
+            operands.append(argument)
+    return operands
+
+
 def _unit_reasons(layer, source, params):
     reasons = []
     if params.ignored_scopes and matches_scope(layer.name, params.ignored_scopes):
@@ -358,73 +316,75 @@ def _unit_reasons(layer, source, params):
         reasons.append("not matched by target_scopes")
     if source.from_input and not params.prune_first_conv:
         reasons.append("first convolution (set prune_first_conv to prune it)")
-    strides = layer.strides if isinstance(layer.strides, (tuple, list)) else (layer.strides,)
+    strides = getattr(layer, "strides", (1,))
+    strides = strides if isinstance(strides, (tuple, list)) else (strides,)
     if any(s > 1 for s in strides) and not params.prune_downsample_convs:
         reasons.append("downsampling convolution (set prune_downsample_convs to prune it)")
     return reasons
 
 
-def _check_const_fold(layer, source, block):
-    """A non-zero pruned value can be folded into the bias only if no padding sees it."""
-    if all(s.zero == 0.0 for s in source.segments):
-        return
-    if isinstance(layer, lt.SEPARABLE):
-        block(
-            Channels([s for s in source.segments if s.zero != 0.0]),
-            f"its pruned channels are non-zero after an activation and feed {layer.name}",
-        )
-        return
-    kernel_size = getattr(layer, "kernel_size", (1,))
-    if layer.padding != "valid" and any(k > 1 for k in kernel_size):
-        block(
-            Channels([s for s in source.segments if s.zero != 0.0]),
-            f"its pruned channels are non-zero after an activation and {layer.name} "
-            "pads its input, so they cannot be removed exactly",
-        )
+def _constant_value(value):
+    """A scalar constant operand as a float, or None for one with several values."""
+    array = np.asarray(value)
+    if array.dtype == object or array.size != 1:
+        return None
+    return float(array.reshape(-1)[0])
 
 
-def _copy(channels):
-    return Channels(list(channels.segments), channels.repeat, channels.from_input)
+def _merge(operands, combine, uf, block, label):
+    """An element-wise op: aligned channels are pruned together.
 
-
-def _map_zero(channels, function):
-    segments = [Segment(s.unit, s.length, function(s.zero)) for s in channels.segments]
-    return Channels(segments, channels.repeat, channels.from_input)
-
-
-def _combine(kind, values):
-    if kind == "add":
-        return float(sum(values))
-    if kind == "subtract":
-        return float(values[0] - values[1])
-    if kind == "multiply":
-        return float(np.prod(values))
-    if kind == "average":
-        return float(np.mean(values))
-    if kind == "maximum":
-        return float(max(values))
-    return float(min(values))
-
-
-def _merge(inputs, kind, uf, block, name):
-    layouts = [[(s.length) for s in c.segments] for c in inputs]
-    if any(layout != layouts[0] for layout in layouts) or any(c.repeat != 1 for c in inputs):
-        for c in inputs:
-            block(c, f"its channels meet unaligned channels in {name}")
-        return Channels([Segment(None, inputs[0].width)])
+    Operands are channel layouts or constants. A scalar constant and a tensor
+    of one channel broadcast over all channels; a pruned channel's value must
+    then not depend on them (`x * gate` keeps 0 at 0, `x + gate` does not).
+    """
+    tensors = [o for o in operands if isinstance(o, Channels)]
+    wide = [c for c in tensors if c.width != 1]
+    if not wide:
+        return Channels([Segment(None, tensors[0].width)]) if tensors else None
+    layouts = [[s.length for s in c.segments] for c in wide]
+    if any(layout != layouts[0] for layout in layouts) or any(c.repeat != 1 for c in wide):
+        for c in tensors:
+            block(c, f"{label}, where its channels meet unaligned channels")
+        return Channels([Segment(None, wide[0].width)])
+    for c in tensors:
+        if c.width == 1 and len(wide) != len(tensors):
+            block(c, f"{label}, where one channel is broadcast over many")
     segments = []
     for position in range(len(layouts[0])):
-        column = [c.segments[position] for c in inputs]
-        zero = _combine(kind, [s.zero for s in column])
+        column = [c.segments[position] for c in wide]
+        values = []
+        for operand in operands:
+            if isinstance(operand, Channels):
+                values.append(operand.segments[position].zero if operand.width != 1 else None)
+            else:
+                values.append(_constant_value(operand))
+        zero = _combined_zero(combine, values)
         unit_ids = [s.unit for s in column if s.unit is not None]
-        if len(unit_ids) != len(column):
-            for c in inputs:
+        if zero is None:
+            for c in wide:
                 block(
                     Channels([c.segments[position]]),
-                    f"it is added in {name} to channels that cannot be pruned",
+                    f"{label}, where a pruned channel would take a value that varies",
+                )
+            zero = 0.0
+        if len(unit_ids) != len(column):
+            for c in wide:
+                block(
+                    Channels([c.segments[position]]),
+                    f"{label}, where it meets channels that cannot be pruned",
                 )
         for other in unit_ids[1:]:
             uf.union(unit_ids[0], other)
         unit = unit_ids[0] if unit_ids else None
         segments.append(Segment(unit, column[0].length, zero))
-    return Channels(segments, from_input=any(c.from_input for c in inputs))
+    return Channels(segments, from_input=any(c.from_input for c in wide))
+
+
+def _combined_zero(combine, values):
+    """`combine` of the pruned values; None when it depends on an unknown (None) one."""
+    if all(v is not None for v in values):
+        return float(combine(values))
+    first = combine([1.0 if v is None else v for v in values])
+    second = combine([2.0 if v is None else v for v in values])
+    return float(first) if first == second else None

@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
+from tf_aat import _layer_rules as rules
+from tf_aat._layer_rules import unwrap
 from tf_aat.pruning import _masks
-from tf_aat.pruning._channels import unwrap
 from tf_aat.pruning._importance import IMPORTANCE_FUNCTIONS
 from tf_aat.pruning._schedule import PruningScheduler
 from tf_aat.pruning._statistics import PruningStatistics
@@ -109,9 +110,11 @@ class FilterPruningController:
             total = None
             for unit in group.units:
                 layer = unwrap(unit.layer)
-                kernel = getattr(layer, "pointwise_kernel", None)
-                kernel = layer.kernel if kernel is None else kernel
-                value = self._importance(np.asarray(kernel.numpy()))
+                rule = rules.rule_for(layer)
+                name = rule.score_weight_of(layer)
+                axis = rule.weights("filter_weights", layer)[name]
+                kernel = np.moveaxis(np.asarray(getattr(layer, name).numpy()), axis, -1)
+                value = self._importance(kernel)
                 total = value if total is None else total + value
             scores.append(total)
         return scores

@@ -1,12 +1,10 @@
 """From unit masks to per-layer keep vectors, FLOPs and parameter counts."""
 
-import math
-
 import keras
 import numpy as np
 
-from tf_aat import _layer_types as lt
-from tf_aat.pruning._channels import unwrap
+from tf_aat import _layer_rules as rules
+from tf_aat._layer_rules import unwrap
 
 
 def keep_vector(channels, unit_keep):
@@ -26,48 +24,16 @@ def zero_vector(channels):
     return np.tile(vector, channels.repeat) if channels.repeat > 1 else vector
 
 
-def _spatial(shape):
-    dims = [d for d in shape[1:-1] if d is not None]
-    return int(math.prod(dims)) if dims else 1
-
-
 def node_cost(layer, input_shape, output_shape, in_active=None, out_active=None):
-    """(FLOPs, parameters) of one call, counting 2 FLOPs per multiply-add.
+    """(FLOPs, parameters) of one call, from the layer's rule (2 FLOPs per multiply-add).
 
     `in_active`/`out_active` are the channel counts left after pruning;
     None means all of them.
     """
     layer = unwrap(layer)
-    if not input_shape or input_shape[-1] is None:
-        return 0, sum(int(np.prod(w.shape)) for w in layer.weights)
-    c_in = int(input_shape[-1]) if in_active is None else int(in_active)
-    c_out = int(output_shape[-1]) if out_active is None else int(out_active)
-    positions = _spatial(output_shape)
-    if isinstance(layer, lt.SEPARABLE):
-        window = int(np.prod(layer.kernel_size))
-        mult = layer.depth_multiplier
-        params = window * c_in * mult + c_in * mult * c_out + (c_out if layer.use_bias else 0)
-        flops = 2 * positions * (window * c_in * mult + c_in * mult * c_out)
-        return flops, params
-    if isinstance(layer, lt.DEPTHWISE):
-        window = int(np.prod(layer.kernel_size))
-        params = window * c_in * layer.depth_multiplier + (
-            c_in * layer.depth_multiplier if layer.use_bias else 0
-        )
-        return 2 * positions * window * c_in * layer.depth_multiplier, params
-    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
-        window = int(np.prod(layer.kernel_size))
-        groups = getattr(layer, "groups", 1)
-        params = window * (c_in // groups) * c_out + (c_out if layer.use_bias else 0)
-        return 2 * positions * window * (c_in // groups) * c_out, params
-    if isinstance(layer, keras.layers.Dense):
-        rows = int(np.prod([d for d in input_shape[1:-1] if d])) if len(input_shape) > 2 else 1
-        params = c_in * c_out + (c_out if layer.use_bias else 0)
-        return 2 * rows * c_in * c_out, params
-    if isinstance(layer, keras.layers.BatchNormalization):
-        count = sum(1 for w in (layer.gamma, layer.beta) if w is not None) + 2
-        return 2 * positions * c_in, count * c_in
-    return 0, sum(int(np.prod(w.shape)) for w in layer.weights)
+    return rules.rule_for(layer).layer_cost(
+        layer, input_shape, output_shape, in_active, out_active
+    )
 
 
 def model_cost(analysis, unit_keep):
@@ -79,9 +45,7 @@ def model_cost(analysis, unit_keep):
     seen_params = set()
     for node in analysis.graph.nodes:
         layer = node.layer
-        if not unwrap(layer).weights and not isinstance(
-            unwrap(layer), (keras.layers.Conv1D, keras.layers.Conv2D)
-        ):
+        if not rules.is_layer(layer) or not unwrap(layer).weights:
             continue
         kinds = uses.get(id(layer), {})
         in_shape = node.input_shapes[0] if node.input_shapes else ()

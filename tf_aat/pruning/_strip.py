@@ -4,10 +4,11 @@ import keras
 import numpy as np
 
 from tf_aat import _graph
-from tf_aat import _layer_types as lt
+from tf_aat import _layer_rules as rules
+from tf_aat._layer_rules import unwrap
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning import _masks
-from tf_aat.pruning._channels import analyze, unwrap
+from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._params import FilterPruningParams
 
 
@@ -41,7 +42,7 @@ def strip_model(model):
     def replace(layer):
         kinds = uses.get(id(layer), {})
         base = unwrap(layer)
-        values = {w.name: keras.ops.convert_to_numpy(w) for w in base.weights}
+        rule = rules.rule_for(base)
         config = base.get_config()
         keep_out = keep.get(id(layer)) if "producer" in kinds else None
         keep_in = zero = None
@@ -50,9 +51,9 @@ def strip_model(model):
             zero = _masks.zero_vector(kinds["consumer"].channels)
         if "passthrough" in kinds:
             keep_in = _masks.keep_vector(kinds["passthrough"].channels, keep)
-        values, config = _slice(base, values, config, keep_in, keep_out, zero, kinds)
+        values, config = _slice(base, rule, config, keep_in, keep_out, zero, kinds)
         new = type(base).from_config(config)
-        pending.append((new, values))
+        pending.append((base, new, values))
         if isinstance(layer, CompressionWrapper) and layer.weight_quantizers:
             channels = (
                 keep_out if keep_out is not None else (keep_in if "passthrough" in kinds else None)
@@ -72,11 +73,25 @@ def strip_model(model):
         return new
 
     stripped = _graph.rebuild(model, replace)
-    for layer, values in pending:
-        for variable in layer.weights:
-            if variable.name in values:
-                variable.assign(values[variable.name])
+    for base, new, values in pending:
+        _assign(base, new, values)
     return stripped
+
+
+def _assign(old, new, values):
+    """Copies weights into the rebuilt layer: the sliced ones by attribute, the rest by name."""
+    done = set()
+    for attribute, value in values.items():
+        variable = getattr(new, attribute)
+        variable.assign(value)
+        done.add(id(variable))
+    old_by_name = {w.name: w for w in old.weights}
+    for variable in new.weights:
+        if id(variable) in done:
+            continue
+        source = old_by_name.get(variable.name)
+        if source is not None:
+            variable.assign(keras.ops.convert_to_numpy(source))
 
 
 def _slice_quantizer(quantizer, keep):
@@ -88,49 +103,60 @@ def _slice_quantizer(quantizer, keep):
     return copy
 
 
-def _slice(layer, values, config, keep_in, keep_out, zero, kinds):
-    """Slices weights of `layer` to the kept input and output channels."""
+def _take(value, axis, keep):
+    """`value` with the kept entries along `axis`; an axis with k entries per channel
+    (a separable conv's pointwise input) keeps each channel's k entries."""
+    length = value.shape[axis]
+    if length != len(keep):
+        if len(keep) == 0 or length % len(keep):
+            raise ValueError(
+                f"Cannot slice an axis of {length} entries with {len(keep)} channel flags; "
+                "the layer rule's weight axes do not match the layer's weights."
+            )
+        keep = np.repeat(keep, length // len(keep))
+    return np.compress(keep, value, axis=axis)
+
+
+def _numpy(layer, attribute):
+    return keras.ops.convert_to_numpy(getattr(layer, attribute))
+
+
+def _slice(layer, rule, config, keep_in, keep_out, zero, kinds):
+    """Sliced weights of `layer` (by attribute name) and its new config, from its rule."""
+    values = {}
     if not kinds:
         return values, config
-    values = dict(values)
-    if isinstance(layer, lt.SEPARABLE):
-        if keep_in is not None:
-            mult = layer.depth_multiplier
-            values["depthwise_kernel"] = values["depthwise_kernel"][..., keep_in, :]
-            values["pointwise_kernel"] = values["pointwise_kernel"][
-                ..., np.repeat(keep_in, mult), :
-            ]
-        if keep_out is not None:
-            values["pointwise_kernel"] = values["pointwise_kernel"][..., keep_out]
-            if "bias" in values:
-                values["bias"] = values["bias"][keep_out]
-            config["filters"] = int(keep_out.sum())
+    if "passthrough" in kinds and keep_in is not None:
+        for attribute, axis in rule.weights("channel_weights", layer).items():
+            values[attribute] = _take(_numpy(layer, attribute), axis, keep_in)
+        if rule.resize_config is not None:
+            config = rule.resize_config(config, int(keep_in.sum()))
         return values, config
-    if isinstance(layer, lt.DEPTHWISE):
-        values["kernel"] = values["kernel"][..., keep_in, :]
-        if "bias" in values:
-            values["bias"] = values["bias"][keep_in]
-        return values, config
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return {name: value[keep_in] for name, value in values.items()}, config
-    # Conv1D/2D/3D and Dense: kernel (..., in, out), optional bias (out,).
-    kernel = values["kernel"]
-    if keep_in is not None:
+    if "consumer" in kinds and keep_in is not None:
+        inputs = rule.weights("input_weights", layer)
         dropped = ~keep_in
-        if zero is not None and np.any(zero[dropped] != 0.0):
+        if zero is not None and np.any(zero[dropped] != 0.0) and "kernel" in inputs:
             # Pruned inputs hold a constant: its contribution moves into the bias.
+            kernel = _numpy(layer, "kernel")
             spatial = tuple(range(kernel.ndim - 2))
             summed = kernel.sum(axis=spatial) if spatial else kernel
             fold = zero[dropped].astype(kernel.dtype) @ summed[dropped]
-            if "bias" not in values:
-                values["bias"] = np.zeros(kernel.shape[-1], kernel.dtype)
+            bias = getattr(layer, "bias", None)
+            if bias is None:
                 config["use_bias"] = True
-            values["bias"] = values["bias"] + fold
-        kernel = kernel[..., keep_in, :]
+                values["bias"] = fold
+            else:
+                values["bias"] = keras.ops.convert_to_numpy(bias) + fold
+        for attribute, axis in inputs.items():
+            values[attribute] = _take(_numpy(layer, attribute), axis, keep_in)
     if keep_out is not None:
-        kernel = kernel[..., keep_out]
-        if "bias" in values:
-            values["bias"] = values["bias"][keep_out]
-        config["filters"] = int(keep_out.sum())
-    values["kernel"] = kernel
+        filter_weights = rule.weights("filter_weights", layer)
+        for attribute, axis in filter_weights.items():
+            value = values.get(attribute)
+            value = _numpy(layer, attribute) if value is None else value
+            values[attribute] = _take(value, axis, keep_out)
+        if "bias" in values and getattr(layer, "bias", None) is None:
+            values["bias"] = values["bias"][keep_out]  # the bias made by folding above
+        if rule.filters_config_key is not None:
+            config[rule.filters_config_key] = int(keep_out.sum())
     return values, config

@@ -12,35 +12,18 @@ output gets one, and so does each model input.
 import keras
 
 from tf_aat import _graph
-from tf_aat import _layer_types as lt
+from tf_aat import _layer_rules as rules
 from tf_aat._errors import ConfigError
-from tf_aat.pruning import _channels
-from tf_aat.pruning._channels import matches_scope, unwrap
+from tf_aat._layer_rules import unwrap
+from tf_aat._scopes import matches_scope
 from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
 
-_CONVOLUTIONS = lt.CONVOLUTIONS
-_DEPTHWISE = lt.DEPTHWISE
-_DENSE = (keras.layers.Dense,)
-_UNSUPPORTED_WEIGHTED = lt.TRANSPOSED
 _MERGES_WITH_ACTIVATION = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
-# Ops whose int8 kernel keeps the input's scale and zero point.
-_SAME_SCALE = (
-    *lt.MAX_POOLING,
-    *lt.GLOBAL_MAX_POOLING,
-    keras.layers.Flatten,
-    keras.layers.Reshape,
-    keras.layers.Permute,
-    keras.layers.RepeatVector,
-    *lt.ZERO_PADDING,
-    *lt.CROPPING,
-    *lt.IDENTITY_LIKE,
-    keras.layers.InputLayer,
-)
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
 
-# Activation quantizers keep channels and map 0 to (nearly) 0: pruning follows through them.
-if ActivationQuantizer not in _channels.PASSTHROUGH_TYPES:
-    _channels.PASSTHROUGH_TYPES.append(ActivationQuantizer)
+# An activation quantizer keeps channels and maps 0 to (nearly) 0, and its int8
+# tensor is the input's: pruning follows through it, and nothing re-quantizes it.
+rules.register_layer_rule(ActivationQuantizer, rules.LayerRule("carry", keeps_input_scale=True))
 
 
 def _activation_name(layer):
@@ -107,12 +90,13 @@ class QuantizationPlan:
             layer = unwrap(node.layer)
             kind = self._weight_kind(layer)
             selected = self._selected(layer)
-            if kind is not None and selected:
-                self._weighted[id(layer)] = kind
-            elif isinstance(layer, _UNSUPPORTED_WEIGHTED):
+            if kind == "unsupported":
                 self.skipped.append(
                     (layer.name, f"{type(layer).__name__} has no int8 QAT support in tf_aat")
                 )
+                kind = None
+            elif kind is not None and selected:
+                self._weighted[id(layer)] = kind
             if kind is None and not isinstance(layer, _MERGES_WITH_ACTIVATION):
                 continue
             if calls.get(id(layer), 0) != 1:
@@ -138,22 +122,19 @@ class QuantizationPlan:
                     fused.add(id(last.layer))
         for node in graph.nodes:
             layer = unwrap(node.layer)
-            if id(node.layer) in fused or isinstance(layer, (*_SAME_SCALE, ActivationQuantizer)):
+            if id(node.layer) in fused or rules.rule_for(layer).keeps_input_scale:
                 continue
+            if not rules.is_layer(layer):
+                continue  # Keras operation nodes are rebuilt as they are
             if not self._selected(layer):
                 continue
             self._quantize_output.add(id(node.layer))
 
     def _weight_kind(self, layer):
-        if isinstance(layer, _DEPTHWISE):
-            return "depthwise"
-        if isinstance(layer, lt.SEPARABLE):
-            return "separable"
-        if isinstance(layer, _CONVOLUTIONS) and getattr(layer, "groups", 1) == 1:
-            return "conv"
-        if isinstance(layer, _DENSE):
-            return "dense"
-        return None
+        """"conv", "depthwise", "separable", "dense", "unsupported" or None, from its rule."""
+        if not rules.is_layer(layer):
+            return None
+        return rules.rule_for(layer).quantization_kind(layer)
 
     def _check_batch_norm(self, layer, kind, batch_norm):
         key = self.params.key_path

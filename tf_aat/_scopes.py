@@ -1,0 +1,15 @@
+"""NNCF's scope patterns, shared by every algorithm."""
+
+import fnmatch
+import re
+
+
+def matches_scope(name, patterns):
+    """NNCF scopes: `{re}pattern` is a regular expression, others are globs or names."""
+    for pattern in patterns:
+        if pattern.startswith("{re}"):
+            if re.fullmatch(pattern[4:], name):
+                return True
+        elif fnmatch.fnmatchcase(name, pattern) or name == pattern:
+            return True
+    return False
