@@ -1,8 +1,12 @@
 import json
+import logging
 
 import pytest
 
 import tf_aat
+from tf_aat.pruning import _params as pruning_params
+
+NAN = float("nan")
 
 
 def test_seed_layout_with_filter_importance_aliases_and_extra_keys(tmp_path):
@@ -78,11 +82,56 @@ def test_seed_layout_with_filter_importance_aliases_and_extra_keys(tmp_path):
             {
                 "compression": {
                     "algorithm": "filter_pruning",
-                    "pruning_init": 0.6,
-                    "params": {"pruning_target": 0.3},
+                    "params": {"schedule": "exponential", "pruning_steps": 0},
                 }
             },
-            r"pruning_init`: expected a value no larger than the pruning target 0\.3",
+            r"pruning_steps`: expected an integer >= 1 \(0 only with the baseline schedule",
+        ),
+        (
+            {"compression": {"algorithm": "filter_pruning", "params": {"pruning_target": NAN}}},
+            r"compression\.params\.pruning_target`: expected a finite number.*nan",
+        ),
+        (
+            {"compression": {"algorithm": "filter_pruning", "pruning_init": NAN}},
+            r"compression\.pruning_init`: expected a finite number",
+        ),
+        (
+            {
+                "compression": {"algorithm": "quantization"},
+                "accuracy_aware_training": {
+                    "mode": "early_exit",
+                    "params": {"maximal_relative_accuracy_degradation": 150},
+                },
+            },
+            r"maximal_relative_accuracy_degradation`: expected a number in \[0, 100\]",
+        ),
+        (
+            {
+                "compression": {
+                    "algorithm": "filter_pruning",
+                    "accuracy_aware_training": {"maximal_accuracy_degradation": 100.5},
+                }
+            },
+            r"maximal_accuracy_degradation`: expected a number in \[0, 100\]",
+        ),
+        (
+            {
+                "compression": {"algorithm": "filter_pruning"},
+                "accuracy_aware_training": {
+                    "mode": "early_exit",
+                    "params": {"maximal_absolute_accuracy_degradation": NAN},
+                },
+            },
+            r"maximal_absolute_accuracy_degradation`: expected a finite number",
+        ),
+        (
+            {
+                "compression": {
+                    "algorithm": "quantization",
+                    "initializer": {"range": {"params": {"max_percentile": NAN}}},
+                }
+            },
+            r"max_percentile`: expected a finite number",
         ),
         (
             {
@@ -111,8 +160,8 @@ def test_config_errors_name_path_expectation_and_fix(config, match):
 
 def test_malformed_json_and_missing_file(tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text('{"compression": {"algorithm": "filter_pruning",}}')
-    with pytest.raises(tf_aat.ConfigError, match=r"valid JSON .*\(line 1, column 48"):
+    path.write_text('{"compression": {"algorithm": "filter_pruning"}')
+    with pytest.raises(tf_aat.ConfigError, match=r"valid JSON .*bad\.json \(line 1, column 48"):
         tf_aat.CompressionConfig.from_json(path)
     with pytest.raises(FileNotFoundError, match="Config file not found"):
         tf_aat.CompressionConfig.from_json(tmp_path / "missing.json")
@@ -126,3 +175,75 @@ def test_bad_config_fails_before_the_model_is_touched():
         tf_aat.create_compressed_model(
             model, {"compression": {"algorithm": "filter_pruning", "params": {"x": 1}}}
         )
+
+
+def test_json_with_comments_and_trailing_commas_loads(tmp_path):
+    path = tmp_path / "nncf.json"
+    path.write_text(
+        """// an NNCF sample config
+{
+    "model": "resnet50", /* kept beside the compression settings */
+    "compression": {
+        "algorithm": "filter_pruning",
+        "params": {"pruning_target": 0.4, "filter_importance": "L2",},
+    },
+}
+"""
+    )
+    config = tf_aat.CompressionConfig.from_json(path)
+    assert config.algorithm("filter_pruning").pruning_target == 0.4
+    assert config.get("model") == "resnet50"
+
+
+def test_a_file_that_is_not_utf8_names_the_file(tmp_path):
+    path = tmp_path / "latin1.json"
+    text = '{"model": "r\xe9seau", "compression": {"algorithm": "quantization"}}'
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(tf_aat.ConfigError, match=r"UTF-8 text file; .*latin1\.json is not.*iconv"):
+        tf_aat.CompressionConfig.from_json(path)
+
+
+def test_nan_in_a_json_file_is_refused_at_parse_time(tmp_path):
+    path = tmp_path / "nan.json"
+    path.write_text(
+        '{"compression": {"algorithm": "filter_pruning", "params": {"pruning_target": NaN}}}'
+    )
+    with pytest.raises(tf_aat.ConfigError, match=r"pruning_target`: expected a finite number"):
+        tf_aat.CompressionConfig.from_json(path)
+
+
+def test_nncf_pruning_keys_accepted_with_their_meaning(caplog):
+    baseline = tf_aat.CompressionConfig.from_dict(
+        {
+            "compression": {
+                "algorithm": "filter_pruning",
+                "params": {"schedule": "baseline", "pruning_steps": 0, "pruning_target": 0.3},
+            }
+        }
+    )
+    assert baseline.algorithm("filter_pruning").pruning_steps == 0
+    with caplog.at_level(logging.WARNING, "tf_aat.pruning"):
+        above = tf_aat.CompressionConfig.from_dict(
+            {
+                "compression": {
+                    "algorithm": "filter_pruning",
+                    "pruning_init": 0.6,
+                    "params": {"pruning_target": 0.3, "filter_importance": "L2"},
+                }
+            }
+        )
+    assert above.algorithm("filter_pruning").pruning_init == 0.6
+    assert "pruning_init (0.6) is above the pruning target (0.3)" in caplog.text
+
+
+def test_geometric_median_default_is_said_once(caplog, monkeypatch):
+    monkeypatch.setattr(pruning_params, "_told", set())
+    section = {"compression": {"algorithm": "filter_pruning"}}
+    with caplog.at_level(logging.WARNING, "tf_aat.pruning"):
+        tf_aat.CompressionConfig.from_dict(section)
+        tf_aat.CompressionConfig.from_dict(section)
+        tf_aat.CompressionConfig.from_dict(
+            {"compression": {"algorithm": "filter_pruning", "params": {"filter_importance": "L1"}}}
+        )
+    assert caplog.text.count("geometric median") == 1
+    assert "NNCF's default is L2" in caplog.text

@@ -121,19 +121,42 @@ class CompressionConfig:
 
     @classmethod
     def from_json(cls, path):
-        """Reads and validates a JSON config file."""
+        """Reads and validates a JSON config file.
+
+        As NNCF's early 2.x did, the file may hold comments (`//`, `/* */`)
+        and trailing commas: it is read with the `json5` library. It must be
+        UTF-8. `NaN` and `Infinity` values are read, then refused by the
+        key's validation.
+        """
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(
                 f"Config file not found. Expected a path to a JSON file. Received: path={path!r}"
             )
-        with open(path, encoding="utf-8") as f:
+        try:
+            with open(path, encoding="utf-8-sig") as f:
+                text = f.read()
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                "<root>",
+                f"a UTF-8 text file; {path} is not (byte {error.start}: {error.reason})",
+                "undecodable bytes",
+                hint="Save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`).",
+            ) from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as strict:
+            # Not strict JSON: comments or trailing commas, or malformed.
+            import json5
+
             try:
-                data = json.load(f)
-            except json.JSONDecodeError as error:
+                data = json5.loads(text)
+            except ValueError as error:
                 raise ConfigError(
                     "<root>",
-                    f"valid JSON in {path} (line {error.lineno}, column {error.colno}: {error.msg})",
+                    f"valid JSON (comments and trailing commas allowed) in {path} "
+                    f"(line {strict.lineno}, column {strict.colno}: {strict.msg}; "
+                    f"json5: {error})",
                     "malformed JSON",
                 ) from None
         return cls.from_dict(data)

@@ -101,3 +101,44 @@ def test_dense_before_batch_norm_is_rejected():
         tf_aat.create_compressed_model(
             keras.Model(inputs, outputs), {"compression": {"algorithm": "quantization"}}
         )
+
+
+@pytest.mark.parametrize(
+    "preset, activations", [("performance", "symmetric"), ("mixed", "asymmetric")]
+)
+def test_nncf_presets_mean_what_they_meant(preset, activations):
+    params = _config(preset=preset).algorithm("quantization")
+    assert params.preset == preset
+    assert params.weights.mode == "symmetric" and params.weights.per_channel
+    assert params.activations.mode == activations and not params.activations.per_channel
+
+
+def test_an_explicit_mode_wins_over_the_preset_and_bad_presets_are_named():
+    params = _config(preset="performance", activations={"mode": "asymmetric"})
+    assert params.algorithm("quantization").activations.mode == "asymmetric"
+    with pytest.raises(ConfigError, match=r"compression\.preset`: expected one of"):
+        _config(preset="accuracy")
+
+
+def test_overflow_fix_is_accepted_and_said_to_do_nothing(caplog, monkeypatch):
+    import logging
+
+    from tf_aat.pruning import _params as pruning_params
+
+    monkeypatch.setattr(pruning_params, "_told", set())
+    with caplog.at_level(logging.WARNING, "tf_aat"):
+        params = _config(overflow_fix="enable").algorithm("quantization")
+        _config(overflow_fix="first_layer_only")
+    assert params.overflow_fix == "enable"
+    assert caplog.text.count("no 7-bit weight overflow fix") == 1
+    assert _config(overflow_fix="disable").algorithm("quantization").overflow_fix == "disable"
+    with pytest.raises(ConfigError, match=r"overflow_fix`: expected one of \['enable'"):
+        _config(overflow_fix=True)
+
+
+def test_nan_quantization_values_are_refused():
+    with pytest.raises(ConfigError, match=r"min_percentile`: expected a finite number"):
+        _config(initializer={"range": {"type": "percentile", "params": {"min_percentile": NAN}}})
+
+
+NAN = float("nan")

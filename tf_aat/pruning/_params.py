@@ -1,8 +1,21 @@
 """Filter pruning settings, parsed and validated from NNCF's config format."""
 
 import dataclasses
+import logging
+import math
 
 from tf_aat._errors import ConfigError, check_known_keys
+
+logger = logging.getLogger("tf_aat.pruning")
+_told = set()
+
+
+def _tell_once(key, message, *args):
+    """Logs a deliberate difference from NNCF once per process."""
+    if key not in _told:
+        _told.add(key)
+        logger.warning(message, *args)
+
 
 SCHEDULES = ("exponential", "exponential_with_bias", "baseline")
 IMPORTANCES = ("geometric_median", "L1", "L2")
@@ -64,6 +77,8 @@ def _number(value, key_path, low, high, *, integer=False, low_open=False):
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         raise ConfigError(key_path, kind, value)
+    if not math.isfinite(value):
+        raise ConfigError(key_path, "a finite number", value)
     too_low = value <= low if low_open else value < low
     if too_low or (high is not None and value > high):
         bracket = "(" if low_open else "["
@@ -125,8 +140,12 @@ def parse_filter_pruning(section, key_path):
     for key in ("pruning_steps", "num_init_steps"):
         if key in params:
             values[key] = _number(params[key], f"{params_path}.{key}", 0, None, integer=True)
-    if values.get("pruning_steps", 1) == 0:
-        raise ConfigError(f"{params_path}.pruning_steps", "an integer >= 1", 0)
+    if values.get("pruning_steps", 1) == 0 and values.get("schedule", "exponential") != "baseline":
+        raise ConfigError(
+            f"{params_path}.pruning_steps",
+            "an integer >= 1 (0 only with the baseline schedule, which jumps to the target)",
+            0,
+        )
     if "weight_importance" in params and "filter_importance" in params:
         if params["weight_importance"] != params["filter_importance"]:
             raise ConfigError(
@@ -137,6 +156,14 @@ def parse_filter_pruning(section, key_path):
     for key in ("filter_importance", "weight_importance"):
         if key in params:
             values["importance"] = _choice(params[key], IMPORTANCES, f"{params_path}.{key}")
+    if "importance" not in values:
+        _tell_once(
+            "filter_importance",
+            "%s.filter_importance is not set: tf_aat prunes by geometric median (FPGM), "
+            'where NNCF\'s default is L2. Set "filter_importance": "L2" for NNCF\'s '
+            "choice of filters.",
+            params_path,
+        )
     for key in ("prune_first_conv", "prune_downsample_convs", "prune_batch_norms", "all_weights"):
         if key in params:
             values[key] = _boolean(params[key], f"{params_path}.{key}")
@@ -148,9 +175,12 @@ def parse_filter_pruning(section, key_path):
     )
     result = FilterPruningParams(**values)
     if result.pruning_init > result.target:
-        raise ConfigError(
-            f"{key_path}.pruning_init",
-            f"a value no larger than the pruning target {result.target}",
+        # NNCF accepts it: its schedules cap the level at the target.
+        logger.warning(
+            "%s.pruning_init (%g) is above the pruning target (%g): as in NNCF, the "
+            "schedule gives the target from the first pruning epoch.",
+            key_path,
             result.pruning_init,
+            result.target,
         )
     return result

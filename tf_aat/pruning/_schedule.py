@@ -10,6 +10,13 @@ there:
 - `exponential_with_bias`: level = a * exp(-k * t) + b, with a + b = init,
   the target at `t = pruning_steps - 1` and 3/4 of the target at 1/8 of that
   epoch (Zhuang et al., arXiv:1808.07471, as in NNCF).
+
+As in NNCF, the masks are frozen (no more filter re-selection while the
+schedule runs) from the freeze epoch on: `num_init_steps` for `baseline`
+(its masks are chosen once, when pruning starts), `num_init_steps +
+pruning_steps` for the others. `pruning_steps` may be 0 for `baseline`.
+A `pruning_init` above the target gives the target from the first pruning
+epoch: NNCF's schedules cap the level at the target.
 """
 
 import math
@@ -17,7 +24,7 @@ import math
 
 def _solve_bias_exponential(steps, initial, target, factor=0.125):
     """Returns (a, b, k) of a * exp(-k t) + b for `exponential_with_bias`."""
-    if steps <= 0 or target == initial:
+    if steps <= 0 or target <= initial:
         return 0.0, target, 0.0
     c = (0.75 * target - initial) / (target - initial)
 
@@ -56,6 +63,10 @@ class PruningScheduler:
         self.current_epoch = -1
         self.current_step = -1
         self.enabled = True
+        if self.schedule == "baseline":
+            self.freeze_epoch = self.num_init_steps
+        else:
+            self.freeze_epoch = self.num_init_steps + self.pruning_steps
         if self.schedule == "exponential_with_bias":
             self._abk = _solve_bias_exponential(
                 self.pruning_steps - 1, self.initial_level, self.target_level
@@ -71,7 +82,7 @@ class PruningScheduler:
         last = self.pruning_steps - 1
         if last <= 0 or t >= last:
             return self.target_level
-        if t == 0:
+        if t == 0 or self.initial_level >= self.target_level:
             return min(self.initial_level, self.target_level)
         if self.schedule == "exponential":
             initial_density = 1.0 - self.initial_level
@@ -89,6 +100,9 @@ class PruningScheduler:
         self.current_epoch = self.current_epoch + 1 if next_epoch is None else int(next_epoch)
         if self.enabled:
             self._controller._set_rate(self.current_level, source="scheduler")
+            if self.current_epoch >= self.freeze_epoch:
+                # The masks just set stay until the search (or the user) sets a rate.
+                self._controller.frozen = True
 
     def step(self, next_step=None):
         self.current_step = self.current_step + 1 if next_step is None else int(next_step)

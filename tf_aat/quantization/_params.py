@@ -4,12 +4,34 @@ Only what TFLite's int8 kernels can run is accepted: 8 bits, symmetric
 weights (zero point 0) and per-tensor activations. A setting outside that is
 rejected here with the reason, rather than silently simulated in Keras and
 then deployed differently.
+
+NNCF's `preset` is accepted with NNCF's meaning: `"performance"` quantizes
+weights and activations symmetrically, `"mixed"` weights symmetrically and
+activations asymmetrically; an explicit `weights.mode` / `activations.mode`
+wins over the preset. Both deploy as int8 TFLite (a symmetric activation
+range is an int8 tensor with zero point 0). Without a preset or an
+activation mode, activations are asymmetric (TFLite's own int8 spec, i.e.
+`"mixed"`), where NNCF's default preset is `"performance"`.
+
+NNCF's `overflow_fix` (7-bit weights for CPUs whose int8 dot products can
+saturate) has no TFLite counterpart: it is accepted, and weights always use
+the full int8 narrow range [-127, 127].
 """
 
 import dataclasses
+import logging
 
 from tf_aat._errors import ConfigError, check_known_keys
-from tf_aat.pruning._params import _boolean, _number, parse_scopes
+from tf_aat.pruning._params import _boolean, _number, _tell_once, parse_scopes
+
+logger = logging.getLogger("tf_aat.quantization")
+
+PRESETS = {
+    # NNCF's presets: (weights mode, activations mode).
+    "performance": ("symmetric", "symmetric"),
+    "mixed": ("symmetric", "asymmetric"),
+}
+OVERFLOW_FIX = ("enable", "disable", "first_layer_only")
 
 RANGE_TYPES = ("min_max", "mean_min_max", "percentile", "mean_percentile", "threshold")
 
@@ -25,6 +47,8 @@ _SECTION_KEYS = (
     "export_to_onnx_standard_ops",
     "quantize_inputs",
     "quantize_outputs",
+    "preset",
+    "overflow_fix",
 )
 _QUANTIZER_KEYS = ("mode", "bits", "per_channel", "signed", "narrow_range")
 _INITIALIZER_KEYS = ("range", "batchnorm_adaptation")
@@ -69,6 +93,8 @@ class QuantizationParams:
     ignored_scopes: tuple = ()
     target_scopes: tuple = ()
     key_path: str = "compression"
+    preset: str | None = None
+    overflow_fix: str | None = None
 
 
 def _object(value, key_path):
@@ -155,13 +181,43 @@ def parse_quantization(section, key_path):
     """Parses one `{"algorithm": "quantization", ...}` section."""
     check_known_keys(section, _SECTION_KEYS, key_path)
     defaults = QuantizationParams()
+    weights_default, activations_default = defaults.weights, defaults.activations
+    preset = section.get("preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"{key_path}.preset", f"one of {sorted(PRESETS)}", preset)
+        weights_mode, activations_mode = PRESETS[preset]
+        weights_default = dataclasses.replace(weights_default, mode=weights_mode)
+        activations_default = dataclasses.replace(activations_default, mode=activations_mode)
+    elif "mode" not in (section.get("activations") or {}):
+        _tell_once(
+            "preset",
+            "%s has no `preset`: tf_aat quantizes activations asymmetrically (TFLite's int8 "
+            'spec, NNCF\'s "mixed"), where NNCF\'s default preset "performance" is '
+            'symmetric. Set "preset": "performance" for NNCF\'s choice.',
+            key_path,
+        )
+    overflow_fix = section.get("overflow_fix")
+    if overflow_fix is not None:
+        if overflow_fix not in OVERFLOW_FIX:
+            raise ConfigError(
+                f"{key_path}.overflow_fix", f"one of {list(OVERFLOW_FIX)}", overflow_fix
+            )
+        if overflow_fix != "disable":
+            _tell_once(
+                "overflow_fix",
+                '%s.overflow_fix="%s" has no effect: TFLite has no 7-bit weight overflow fix, '
+                "so weights are quantized to the full int8 range [-127, 127].",
+                key_path,
+                overflow_fix,
+            )
     weights = _quantizer(
-        section.get("weights", {}), f"{key_path}.weights", defaults.weights, "weights"
+        section.get("weights", {}), f"{key_path}.weights", weights_default, "weights"
     )
     activations = _quantizer(
         section.get("activations", {}),
         f"{key_path}.activations",
-        defaults.activations,
+        activations_default,
         "activations",
     )
     initializer = _object(section.get("initializer", {}), f"{key_path}.initializer")
@@ -194,4 +250,6 @@ def parse_quantization(section, key_path):
         ignored_scopes=parse_scopes(section.get("ignored_scopes"), f"{key_path}.ignored_scopes"),
         target_scopes=parse_scopes(section.get("target_scopes"), f"{key_path}.target_scopes"),
         key_path=key_path,
+        preset=preset,
+        overflow_fix=overflow_fix,
     )
