@@ -8,6 +8,10 @@ import tf_aat
 from tests.quantization import models
 from tf_aat._export import INT8_OPS, TFLiteExportError, export_tflite, tflite_ops
 
+# QAT runs some convolutions on kernels TensorFlow picks by oneDNN (on or off);
+# CI runs these tests both ways.
+pytestmark = pytest.mark.onednn
+
 QUANTIZATION = {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 64}}}
 PRUNING = {
     "algorithm": "filter_pruning",

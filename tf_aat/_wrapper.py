@@ -204,8 +204,20 @@ class CompressionWrapper(keras.layers.Wrapper):
 
     def _conv(self, x, kernel, strides, padding, dilation, depthwise):
         """One 2D convolution as a single TensorFlow op the converter maps to one int8
-        op (Keras's own ops split a dilated one into space-to-batch, conv, batch-to-space)."""
-        native = self.layer.data_format == "channels_last" and len(x.shape) == 4
+        op (Keras's own ops split a dilated one into space-to-batch, conv, batch-to-space).
+
+        It must also run on TensorFlow's default CPU kernels, which refuse unequal row
+        and column strides in a depthwise conv and any dilation in a depthwise conv or
+        a conv's gradient; with oneDNN on (TF_ENABLE_ONEDNN_OPTS=1) they all run. So a
+        1D conv (height 1, kernel height 1) takes its column stride and dilation for
+        its rows too, which changes no value or shape there, as Keras's own
+        DepthwiseConv1D does; the dilated ops are computed as `_conv2d` and
+        `_depthwise_conv2d` say.
+        """
+        channels_first = self.layer.data_format == "channels_first"
+        if x.shape[2 if channels_first else 1] == 1 and kernel.shape[0] == 1:
+            strides, dilation = (strides[1],) * 2, (dilation[1],) * 2
+        native = not channels_first and len(x.shape) == 4
         if native and depthwise and max(strides) > 1 and max(dilation) > 1:
             native = False  # TensorFlow's depthwise op takes one or the other
         if not native:
@@ -220,9 +232,7 @@ class CompressionWrapper(keras.layers.Wrapper):
             )
         if depthwise:
             return _depthwise_conv2d(x, kernel, [1, *strides, 1], padding.upper(), list(dilation))
-        return tf.nn.conv2d(
-            x, kernel, [1, *strides, 1], padding.upper(), dilations=[1, *dilation, 1]
-        )
+        return _conv2d(x, kernel, [1, *strides, 1], padding.upper(), list(dilation))
 
     @staticmethod
     def _call_has_training_arg_of(layer):
@@ -264,29 +274,71 @@ class CompressionWrapper(keras.layers.Wrapper):
         return cls(**config)
 
 
+def _conv2d(x, kernel, strides, padding, dilations):
+    """`tf.nn.conv2d` with its dilation in the op, and a gradient that every CPU runs.
+
+    The forward op is the one the converter maps to a dilated CONV_2D; TensorFlow's
+    default CPU kernels compute it but not its gradient ("do not yet support
+    dilation rates larger than 1"), so the gradient is that of `tf.nn.convolution`,
+    which computes a dilated conv as space-to-batch, conv, batch-to-space.
+    """
+    if max(dilations) == 1:
+        return tf.nn.conv2d(x, kernel, strides, padding)
+
+    @tf.custom_gradient
+    def convolve(x, kernel):
+        outputs = tf.nn.conv2d(x, kernel, strides, padding, dilations=[1, *dilations, 1])
+
+        def gradient(upstream):
+            return _reference_gradient(tf.nn.convolution, x, kernel, padding, dilations, upstream)
+
+        return outputs, gradient
+
+    return convolve(x, kernel)
+
+
 def _depthwise_conv2d(x, kernel, strides, padding, dilations):
     """`tf.nn.depthwise_conv2d` as one DepthwiseConv2dNative op, also when dilated.
 
     `tf.nn.depthwise_conv2d` computes a dilated one as space-to-batch, conv,
     batch-to-space, which the converter leaves float; the native op takes the
-    dilation itself, but its CPU gradient ignores the dilation. So the forward
-    pass is the native op and the gradient is that of `tf.nn.depthwise_conv2d`.
+    dilation itself. TensorFlow's default CPU kernel of that op refuses a dilation
+    (only oneDNN's kernel takes it), so the op runs compiled by XLA, whose CPU
+    kernel takes it on every machine; the converter reads the op inside. Its CPU
+    gradient ignores the dilation (oneDNN's too), so the gradient is that of
+    `tf.nn.depthwise_conv2d`.
     """
     if max(dilations) == 1:
         return tf.nn.depthwise_conv2d(x, kernel, strides, padding)
 
     @tf.custom_gradient
     def convolve(x, kernel):
-        outputs = tf.raw_ops.DepthwiseConv2dNative(
-            input=x, filter=kernel, strides=strides, padding=padding, dilations=[1, *dilations, 1]
-        )
+        outputs = _xla_depthwise_conv2d(x, kernel, strides, padding, [1, *dilations, 1])
 
         def gradient(upstream):
-            with tf.GradientTape() as tape:
-                tape.watch([x, kernel])
-                reference = tf.nn.depthwise_conv2d(x, kernel, strides, padding, dilations=dilations)
-            return tape.gradient(reference, [x, kernel], output_gradients=upstream)
+            return _reference_gradient(
+                tf.nn.depthwise_conv2d, x, kernel, padding, dilations, upstream, strides=[1] * 4
+            )
 
         return outputs, gradient
 
     return convolve(x, kernel)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _xla_depthwise_conv2d(x, kernel, strides, padding, dilations):
+    return tf.raw_ops.DepthwiseConv2dNative(
+        input=x, filter=kernel, strides=strides, padding=padding, dilations=dilations
+    )
+
+
+def _reference_gradient(convolve, x, kernel, padding, dilations, upstream, **kwargs):
+    """The gradient of `convolve` (a dilated conv computed by space-to-batch) at
+    (x, kernel). The strides are 1: TensorFlow's dilated ops take no other, nor do
+    Keras's dilated layers. A kernel axis of length 1 takes no dilation, which
+    spares space-to-batch the rows of a 1D conv."""
+    dilations = [1 if size == 1 else d for size, d in zip(kernel.shape[:2], dilations)]
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        reference = convolve(x, kernel, padding=padding, dilations=dilations, **kwargs)
+    return tape.gradient(reference, [x, kernel], output_gradients=upstream)

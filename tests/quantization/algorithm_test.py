@@ -10,6 +10,10 @@ from tf_aat import _graph
 from tf_aat._export import export_tflite
 from tf_aat.quantization import ActivationQuantizer, QuantizationController
 
+# QAT runs some convolutions on kernels TensorFlow picks by oneDNN (on or off);
+# CI runs these tests both ways.
+pytestmark = pytest.mark.onednn
+
 CONFIG = {"compression": {"algorithm": "quantization"}}
 
 
@@ -246,41 +250,86 @@ def test_separable_convs_round_between_their_two_tflite_ops(tmp_path):
     assert not report.float_ops and report.verification["within_tolerance"] >= 0.99
 
 
-@pytest.mark.parametrize("layer_type", ["conv1d", "dilated_conv2d", "dilated_depthwise"])
+def _wrapper_convolution(layer_type):
+    """A layer the wrapper computes itself under QAT, its input, and the channel
+    axes of each of its kernels."""
+    layers = keras.layers
+    depthwise, pointwise = (-2, -1), (-1,)
+    cases = {
+        "conv1d": lambda: layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu"),
+        "strided_conv1d": lambda: layers.Conv1D(6, 3, strides=2, padding="same"),
+        "dilated_conv2d": lambda: layers.Conv2D(6, 3, padding="same", dilation_rate=2),
+        "dilated_depthwise": lambda: layers.DepthwiseConv2D(
+            3, padding="same", dilation_rate=3, depth_multiplier=2
+        ),
+        "strided_depthwise1d": lambda: layers.DepthwiseConv1D(3, strides=2, padding="same"),
+        "dilated_depthwise1d": lambda: layers.DepthwiseConv1D(
+            3, padding="valid", dilation_rate=3, depth_multiplier=2
+        ),
+        "strided_separable1d": lambda: layers.SeparableConv1D(
+            6, 3, strides=3, padding="valid", depth_multiplier=2
+        ),
+        "dilated_separable1d": lambda: layers.SeparableConv1D(
+            6, 3, padding="same", dilation_rate=2
+        ),
+    }
+    layer = cases[layer_type]()
+    dims = 2 if layer_type.endswith("2d") or layer_type == "dilated_depthwise" else 1
+    shape = (2, 20, 4) if dims == 1 else (2, 12, 12, 4)
+    if isinstance(layer, (layers.SeparableConv1D,)):
+        axes = {"depthwise_kernel": depthwise, "pointwise_kernel": pointwise}
+    elif isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
+        axes = {"kernel": depthwise}
+    else:
+        axes = {"kernel": pointwise}
+    return layer, shape, axes
+
+
+# The default CPU kernels of TensorFlow refuse some of these (unequal strides or a
+# dilation in a depthwise conv, a dilated conv's gradient); oneDNN's accept them.
+@pytest.mark.parametrize(
+    "layer_type",
+    [
+        "conv1d",
+        "strided_conv1d",
+        "dilated_conv2d",
+        "dilated_depthwise",
+        "strided_depthwise1d",
+        "dilated_depthwise1d",
+        "strided_separable1d",
+        "dilated_separable1d",
+    ],
+)
 def test_convolutions_run_by_the_wrapper_match_keras_in_values_and_gradients(layer_type):
     """1D and dilated convs under QAT run as one TensorFlow op each (so TFLite
     keeps them int8); they must still compute what the Keras layer computes,
-    and train with the same gradients."""
+    and train with the same gradients, with oneDNN on and off."""
     import tensorflow as tf
 
     from tf_aat.quantization import WeightQuantizer
 
-    rng = np.random.default_rng(0)
-    if layer_type == "conv1d":
-        layer = keras.layers.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu")
-        x, axes = rng.normal(size=(2, 20, 4)), (-1,)
-    elif layer_type == "dilated_conv2d":
-        layer = keras.layers.Conv2D(6, 3, strides=1, padding="same", dilation_rate=2)
-        x, axes = rng.normal(size=(2, 12, 12, 4)), (-1,)
-    else:
-        layer = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=3, depth_multiplier=2)
-        x, axes = rng.normal(size=(2, 12, 12, 4)), (-2, -1)
-    x = tf.constant(x, "float32")
+    layer, shape, axes = _wrapper_convolution(layer_type)
+    x = tf.constant(np.random.default_rng(0).normal(size=shape), "float32")
     layer.build(x.shape)
-    quantizer = WeightQuantizer(channel_axes=axes)
-    wrapped = tf_aat.CompressionWrapper(layer, weight_quantizers={"kernel": quantizer})
+    quantizers = {name: WeightQuantizer(channel_axes=a) for name, a in axes.items()}
+    wrapped = tf_aat.CompressionWrapper(layer, weight_quantizers=quantizers)
     wrapped.build(x.shape)
+    assert wrapped._runs_convolution_itself()
+    kernels = [getattr(layer, name) for name in quantizers]
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         ours = wrapped(x)
-        # Reference: the Keras layer's own code on the same fake-quantized kernel.
-        with keras.StatelessScope(state_mapping=[(layer.kernel, quantizer(layer.kernel))]):
+        mapping = [(k, q(k)) for k, q in zip(kernels, quantizers.values())]
+        # Reference: the Keras layer's own code on the same fake-quantized kernels.
+        with keras.StatelessScope(state_mapping=mapping):
             reference = layer(x)
         loss_ours = tf.reduce_sum(tf.square(ours))
         loss_reference = tf.reduce_sum(tf.square(reference))
+    assert ours.shape == reference.shape
     np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
-    for variable in (x, layer.kernel, layer.bias):
+    for variable in (x, *kernels, layer.bias):
         mine = tape.gradient(loss_ours, variable)
         expected = tape.gradient(loss_reference, variable)
         scale = float(tf.reduce_max(tf.abs(expected)))
+        assert scale > 0.0
         np.testing.assert_allclose(mine.numpy(), expected.numpy(), atol=1e-4 * scale)
