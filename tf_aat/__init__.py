@@ -1,8 +1,15 @@
 """tf_aat: accuracy-aware training-time compression for Keras 3."""
 
-from tf_aat._api import CompositeCompressionController, create_compressed_model
+from tf_aat._algorithms import Algorithm, CompressionPlan, register_algorithm, strip_model
+from tf_aat._api import create_compressed_model
 from tf_aat._callbacks import CompressionCallback
 from tf_aat._config import CompressionConfig
+from tf_aat._controller import (
+    CompositeCompressionController,
+    CompressionController,
+    CompressionScheduler,
+    RatedCompressionController,
+)
 from tf_aat._errors import ConfigError
 from tf_aat._export import TFLiteExport, TFLiteExportError, export_tflite, tflite_ops
 from tf_aat._graph import UnsupportedModelError
@@ -20,7 +27,6 @@ from tf_aat.accuracy_aware._runner import (
     create_accuracy_aware_training_loop,
 )
 from tf_aat.pruning._controller import FilterPruningController
-from tf_aat.pruning._strip import strip_model
 from tf_aat.quantization import ActivationQuantizer, QuantizationController, WeightQuantizer
 
 __version__ = "0.1.0"
@@ -41,14 +47,20 @@ __all__ = [
     "ScaledLearningRateSchedule",
     "create_accuracy_aware_training_loop",
     "CompositeCompressionController",
+    "Algorithm",
     "CompressionCallback",
+    "CompressionPlan",
+    "CompressionController",
+    "CompressionScheduler",
     "CompressionConfig",
     "CompressionWrapper",
     "ConfigError",
     "FilterPruningController",
     "LayerRule",
+    "RatedCompressionController",
     "UnsupportedModelError",
     "create_compressed_model",
+    "register_algorithm",
     "register_layer_rule",
     "strip_model",
 ]

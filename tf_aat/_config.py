@@ -4,20 +4,8 @@ import copy
 import json
 import os
 
+from tf_aat import _algorithms
 from tf_aat._errors import ConfigError, closest_match
-from tf_aat.pruning._params import parse_filter_pruning
-
-
-def _parse_quantization(section, key_path):
-    from tf_aat.quantization._params import parse_quantization
-
-    return parse_quantization(section, key_path)
-
-
-_ALGORITHM_PARSERS = {
-    "filter_pruning": parse_filter_pruning,
-    "quantization": _parse_quantization,
-}
 
 
 def _parse_accuracy_aware(section, key_path, layout):
@@ -45,9 +33,11 @@ class CompressionConfig:
     ```
     """
 
-    def __init__(self, algorithms, accuracy_aware_training, raw):
+    def __init__(self, algorithms, accuracy_aware_training, raw, accuracy_aware_algorithm=None):
         self.algorithms = tuple(algorithms)
         self.accuracy_aware_training = accuracy_aware_training
+        # The algorithm whose section holds `accuracy_aware_training` (seed layout).
+        self.accuracy_aware_algorithm = accuracy_aware_algorithm
         self._raw = raw
 
     @classmethod
@@ -77,25 +67,29 @@ class CompressionConfig:
             )
         algorithms = []
         accuracy_aware = None
+        accuracy_aware_algorithm = None
         seen = set()
         for index, section in enumerate(sections):
             key_path = f"compression[{index}]" if listed else "compression"
             if not isinstance(section, dict):
                 raise ConfigError(key_path, "an algorithm object", section)
             name = section.get("algorithm")
-            if name not in _ALGORITHM_PARSERS:
-                suggestion = closest_match(name, _ALGORITHM_PARSERS) if name else None
+            algorithm = _algorithms.get(name) if isinstance(name, str) else None
+            if algorithm is None:
+                known = _algorithms.names()
+                suggestion = closest_match(name, known) if isinstance(name, str) else None
                 raise ConfigError(
                     f"{key_path}.algorithm",
-                    f"one of {sorted(_ALGORITHM_PARSERS)}",
+                    f"one of {known} (a string)",
                     name,
                     f"Did you mean `{suggestion}`?" if suggestion else None,
                 )
             if name in seen:
                 raise ConfigError(f"{key_path}.algorithm", "each algorithm at most once", name)
             seen.add(name)
-            algorithms.append(_ALGORITHM_PARSERS[name](section, key_path))
+            algorithms.append(algorithm.parse(section, key_path))
             if "accuracy_aware_training" in section:
+                accuracy_aware_algorithm = name
                 if accuracy_aware is not None:
                     raise ConfigError(
                         f"{key_path}.accuracy_aware_training",
@@ -117,7 +111,7 @@ class CompressionConfig:
             accuracy_aware = _parse_accuracy_aware(
                 raw["accuracy_aware_training"], "accuracy_aware_training", "nncf"
             )
-        return cls(algorithms, accuracy_aware, raw)
+        return cls(algorithms, accuracy_aware, raw, accuracy_aware_algorithm)
 
     @classmethod
     def from_json(cls, path):
@@ -181,8 +175,4 @@ class CompressionConfig:
 
 
 def _algorithm_name(params):
-    from tf_aat.pruning._params import FilterPruningParams
-
-    if isinstance(params, FilterPruningParams):
-        return "filter_pruning"
-    return "quantization"
+    return _algorithms.of_params(params).name

@@ -167,17 +167,6 @@ def _frozen_function(model, batch_size):
     return convert_variables_to_constants_v2(serve.get_concrete_function())
 
 
-def _has_pruned_channels(model):
-    from tf_aat import _graph
-    from tf_aat._wrapper import CompressionWrapper
-
-    for layer in _graph.leaf_layers(model):
-        mask = getattr(layer, "mask", None) if isinstance(layer, CompressionWrapper) else None
-        if mask is not None and float(np.min(keras.ops.convert_to_numpy(mask))) < 0.5:
-            return True
-    return False
-
-
 def _representative(model, data, num_samples):
     def generator():
         for batch in _data.take_samples(data, num_samples, batch_size=1):
@@ -249,12 +238,9 @@ def export_tflite(
     ```
     """
     path = os.fspath(path)
-    if _has_pruned_channels(model):
-        # Zeroed BatchNormalization scales would fold into zero weight scales, which
-        # TFLite rejects; removing the pruned filters first is exact and smaller.
-        from tf_aat.pruning._strip import strip_model
+    from tf_aat import _algorithms
 
-        model = strip_model(model)
+    model = _algorithms.before_export(model)  # e.g. pruned filters removed first
     function = _frozen_function(model, batch_size)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if quantize:

@@ -54,6 +54,12 @@ class LayerRule:
         masked_weights: for `"carry"`, the subset of `channel_weights`
             masked while training so that a pruned channel is exactly zero
             (BatchNormalization's gamma and beta).
+        zeroed_weights: for `"carry"`, statistics the layer updates itself
+            (so they cannot be masked in the forward pass) whose pruned
+            entries are set to zero when the masks change: a
+            BatchNormalization without gamma outputs -mean/std for a zero
+            input unless its moving mean is zero (and a zero input keeps it
+            zero while training).
         score_weight: for `"produce"`, the weight whose filters (along its
             `filter_weights` axis) the importance criterion scores.
         filters_config_key: for `"produce"`, the `get_config()` key that
@@ -109,6 +115,7 @@ class LayerRule:
     input_weights: Mapping | Callable = dataclasses.field(default_factory=dict)
     channel_weights: Mapping | Callable = dataclasses.field(default_factory=dict)
     masked_weights: Mapping | Callable = dataclasses.field(default_factory=dict)
+    zeroed_weights: Mapping | Callable = dataclasses.field(default_factory=dict)
     score_weight: str | Callable | None = None
     filters_config_key: str | None = None
     resize_config: Callable | None = None
@@ -153,9 +160,7 @@ class LayerRule:
         """`{name: axis}` of `field` for `layer`, without weights it does not have."""
         value = getattr(self, field)
         mapping = value(layer) if callable(value) else value
-        return {
-            name: axis for name, axis in dict(mapping).items() if _has_weight(layer, name)
-        }
+        return {name: axis for name, axis in dict(mapping).items() if _has_weight(layer, name)}
 
     def score_weight_of(self, layer):
         value = self.score_weight
@@ -390,6 +395,10 @@ def _batch_norm_check(layer, input_shapes, output_shapes):
     return None
 
 
+def _batch_norm_zeroed(layer):
+    return {"moving_mean": 0} if layer.gamma is None else {}
+
+
 def _batch_norm_zero(layer, value):
     # Masked gamma and beta make a pruned channel exactly zero; without gamma
     # only a zero input stays zero.
@@ -560,13 +569,19 @@ def _register_builtins():
             "carry",
             channel_weights={"gamma": 0, "beta": 0, "moving_mean": 0, "moving_variance": 0},
             masked_weights={"gamma": 0, "beta": 0},
+            zeroed_weights=_batch_norm_zeroed,
             zero_map=_batch_norm_zero,
             check=_batch_norm_check,
             cost=_batch_norm_cost,
         ),
     )
     activation = LayerRule("carry", zero_map=_activation_zero, check=_activation_check)
-    for klass in (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.Activation):
+    for klass in (
+        keras.layers.ReLU,
+        keras.layers.LeakyReLU,
+        keras.layers.ELU,
+        keras.layers.Activation,
+    ):
         register_layer_rule(klass, activation)
     register_layer_rule(
         keras.layers.Softmax,
@@ -581,9 +596,7 @@ def _register_builtins():
     identity = LayerRule("carry", keeps_input_scale=True)
     for klass in lt.IDENTITY_LIKE:
         register_layer_rule(klass, identity)
-    register_layer_rule(
-        keras.layers.InputLayer, LayerRule("carry", keeps_input_scale=True)
-    )
+    register_layer_rule(keras.layers.InputLayer, LayerRule("carry", keeps_input_scale=True))
     padding = LayerRule(
         "carry",
         check=_channels_last,

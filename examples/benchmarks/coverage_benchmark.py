@@ -4,7 +4,10 @@ For each architecture (random weights, a small input, a logits head:
 `classifier_activation=None`), filter pruning with every conv allowed
 (`prune_first_conv`, `prune_downsample_convs`) is set to rate 0.4, the model
 is stripped, and the stripped model's outputs are compared with the masked
-model's on random inputs. Per architecture it records the prunable and blocked
+model's on random inputs (weights initialised to a constant, such as
+BatchNormalization statistics and ConvNeXt's layer scales, get random values
+first, so that agreement is not an accident of the initialisation; the JSON
+also records how much pruning itself changed the outputs). Per architecture it records the prunable and blocked
 channel groups (with the reasons `statistics()` gives), the parameters before
 and after, the strip time and the relative L2 error of the stripped outputs
 (target: <= 1e-4, every family pruned, none crashes).
@@ -17,6 +20,7 @@ Prints a table and writes JSON to --output.
 
 import collections
 import os
+import re
 import time
 import traceback
 
@@ -70,22 +74,39 @@ def build(name, size, classes):
 
 
 def _short_reasons(groups):
-    """The distinct blocking reasons, without the layer names, and how often each occurs."""
+    """The distinct blocking reasons without layer names, and how many groups each blocks.
+
+    "stem: consumed by ln (LayerNormalization), which ..." becomes
+    "consumed by LayerNormalization, which ...".
+    """
     counts = collections.Counter()
     for group in groups:
-        for reason in group["reasons"]:
-            text = reason.split(": ", 1)[-1]
-            text = text.split(" (", 1)[0] if text.startswith("consumed by") else text
-            if text.startswith("consumed by "):
-                # "consumed by <name>, why" -> the why, with the layer type kept.
-                text = "consumed by a layer, " + text.split(", ", 1)[-1]
+        for reason in dict.fromkeys(r.split(": ", 1)[-1] for r in group["reasons"]):
+            match = re.match(r"consumed by \S+ \((.*?)\), (.*)", reason)
+            text = f"consumed by {match.group(1)}, {match.group(2)}" if match else reason
             counts[text] += 1
     return [{"reason": reason, "groups": count} for reason, count in counts.most_common()]
+
+
+def randomize_constants(model, seed):
+    """Random values for weights initialised to one constant (BatchNormalization's
+    statistics, biases, ConvNeXt's 1e-6 layer scales), so that a stripped model
+    that dropped a wrong channel cannot agree with the masked one by accident."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        value = keras.ops.convert_to_numpy(variable)
+        if value.size < 2 or np.ptp(value) > 0:
+            continue
+        if any(part in variable.path for part in ("bias", "beta", "moving_mean")):
+            variable.assign(rng.normal(0.0, 0.2, value.shape).astype(value.dtype))
+        else:  # scales and variances: positive
+            variable.assign(rng.uniform(0.5, 1.5, value.shape).astype(value.dtype))
 
 
 def measure(name, size):
     keras.utils.set_random_seed(FLAGS.seed)
     model = build(name, size, FLAGS.classes)
+    randomize_constants(model, FLAGS.seed)
     config = {
         "compression": {
             "algorithm": "filter_pruning",
@@ -102,9 +123,11 @@ def measure(name, size):
     strip_s = time.perf_counter() - start
     images = np.random.default_rng(FLAGS.seed).uniform(0, 255, (FLAGS.batch, size, size, 3))
     images = images.astype("float32")
+    original = np.asarray(model(images, training=False))
     masked = np.asarray(compressed(images, training=False))
     plain = np.asarray(stripped(images, training=False))
     error = float(np.linalg.norm(plain - masked) / max(np.linalg.norm(masked), 1e-12))
+    change = float(np.linalg.norm(masked - original) / max(np.linalg.norm(original), 1e-12))
     blocked = stats["not_prunable_groups"]
     return {
         "model": name,
@@ -121,6 +144,7 @@ def measure(name, size):
         "create_seconds": create_s,
         "strip_seconds": strip_s,
         "relative_error": error,
+        "pruning_output_change": change,
         "exact": error <= ERROR_TARGET,
     }
 

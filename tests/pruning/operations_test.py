@@ -145,7 +145,8 @@ class ChannelScale(keras.layers.Layer):
     """A user's per-channel scale (zero stays zero)."""
 
     def build(self, input_shape):
-        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+        # Unnamed, as in many user layers: Keras names it "variable_<n>".
+        self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones")
 
     def call(self, inputs):
         return inputs * self.scale
@@ -164,9 +165,11 @@ def _custom_model():
 
 
 def test_a_layer_without_a_rule_blocks_its_channels_with_a_reason():
-    ctrl, _ = tf_aat.create_compressed_model(_custom_model(), models.pruning_config(0.5))
+    # The layers without rules keep their (unnamed) weights through strip.
+    ctrl, stripped = _check_exact_strip(_custom_model())
     reasons = _blocked(ctrl)[("stem",)]
     assert "PointwiseProjection" in reasons and "register_layer_rule" in reasons
+    assert stripped.get_layer("head").filters == 4
 
 
 def test_a_registered_custom_layer_is_pruned_and_stripped_exactly():
@@ -207,9 +210,7 @@ def test_layer_rules_are_checked_when_registered():
 
 
 def test_mobilenet_v3_small_with_its_default_head_prunes_and_strips_exactly():
-    model = keras.applications.MobileNetV3Small(
-        weights=None, input_shape=(32, 32, 3), classes=10
-    )
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(32, 32, 3), classes=10)
     config = models.pruning_config(0.4)
     ctrl, compressed = tf_aat.create_compressed_model(model, config)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
@@ -219,3 +220,28 @@ def test_mobilenet_v3_small_with_its_default_head_prunes_and_strips_exactly():
     assert np.linalg.norm(plain - masked) <= 1e-4 * np.linalg.norm(masked)
     assert len(ctrl.groups) > 10
     assert stripped.count_params() < 0.7 * model.count_params()
+
+
+def test_batch_norm_without_gamma_after_a_pruned_conv_strips_exactly():
+    # InceptionV3's conv2d_bn: Conv2D(use_bias=False) + BatchNormalization(scale=False).
+    # A zero channel leaves such a BN as -moving_mean / std unless that mean is zeroed.
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="a")(inputs)
+    x = keras.layers.BatchNormalization(scale=False, name="bn")(x)
+    x = keras.layers.ReLU()(x)
+    x = _conv(8, "b")(x)
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(rng.normal(0, 1, 8).astype("float32"))
+    bn.moving_variance.assign(rng.uniform(0.5, 2, 8).astype("float32"))
+    ctrl, stripped = _check_exact_strip(model)
+    assert stripped.get_layer("a").filters == 4
+    # Training keeps the pruned channels' mean at zero.
+    _, compressed = ctrl, ctrl.model
+    compressed.compile("sgd", "mse")
+    compressed.fit(models.images(), np.zeros((8, 4)), epochs=1, verbose=0)
+    keep = keras.ops.convert_to_numpy(compressed.get_layer("a").mask) > 0.5
+    mean = keras.ops.convert_to_numpy(compressed.get_layer("bn").layer.moving_mean)
+    assert np.all(mean[~keep] == 0.0) and np.any(mean[keep] != 0.0)

@@ -1,1 +1,3 @@
-"""Filter pruning by geometric median, group-aware across residual connections."""
+"""Filter pruning by geometric median, group-aware, with physical removal at strip."""
+
+from tf_aat.pruning import _algorithm  # noqa: F401 - registers "filter_pruning"

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from tf_aat import _layer_rules as rules
+from tf_aat._controller import RatedCompressionController
 from tf_aat._layer_rules import unwrap
 from tf_aat.pruning import _masks
 from tf_aat.pruning._importance import IMPORTANCE_FUNCTIONS
@@ -15,7 +16,7 @@ from tf_aat.pruning._statistics import PruningStatistics
 logger = logging.getLogger("tf_aat")
 
 
-class FilterPruningController:
+class FilterPruningController(RatedCompressionController):
     """Controls filter pruning of a compressed model.
 
     `compression_rate` is the fraction of filters pruned in every prunable
@@ -37,6 +38,17 @@ class FilterPruningController:
             for use in analysis.uses
             if use.kind == "passthrough" and getattr(use.layer, "mask", None) is not None
         ]
+        # Statistics zeroed on pruned channels (a BatchNormalization without gamma).
+        self._zeroed = [
+            (
+                use,
+                unwrap(use.layer),
+                rules.rule_for(use.layer).weights("zeroed_weights", unwrap(use.layer)),
+            )
+            for use in analysis.uses
+            if use.kind == "passthrough"
+        ]
+        self._zeroed = [item for item in self._zeroed if item[2]]
         self._rate = 0.0
         self._level = 0.0
         self.frozen = False
@@ -191,6 +203,16 @@ class FilterPruningController:
         for use in self._passthrough:
             vector = _masks.keep_vector(use.channels, keep)
             use.layer.mask.assign(vector.astype("float32"))
+        for use, layer, weights in self._zeroed:
+            vector = _masks.keep_vector(use.channels, keep)
+            if vector.all():
+                continue
+            for name, axis in weights.items():
+                variable = getattr(layer, name)
+                value = np.array(variable.numpy())
+                shape = [1] * value.ndim
+                shape[axis] = -1
+                variable.assign(value * vector.reshape(shape).astype(value.dtype))
 
     def current_keep(self):
         return _masks.unit_keep_from_wrappers(self._analysis)
@@ -231,6 +253,6 @@ class FilterPruningController:
         )
 
     def strip_model(self, model=None):
-        from tf_aat.pruning._strip import strip_model
-
-        return strip_model(self.model if model is None else model)
+        """A plain Keras copy of `model` (default: the controlled one) with the pruned
+        filters physically removed; see `tf_aat.strip_model`."""
+        return super().strip_model(model)

@@ -40,6 +40,12 @@ def strip_model(model):
     pending = []
 
     def replace(layer):
+        if isinstance(layer, CompressionWrapper) and layer.weight_transforms:
+            raise ValueError(
+                f"Layer {layer.name!r} still has weight transforms "
+                f"({sorted(layer.weight_transforms)}), which filter pruning's strip cannot "
+                "slice. Call `tf_aat.strip_model(model)`, which bakes them in first."
+            )
         kinds = uses.get(id(layer), {})
         base = unwrap(layer)
         rule = rules.rule_for(base)
@@ -79,18 +85,21 @@ def strip_model(model):
 
 
 def _assign(old, new, values):
-    """Copies weights into the rebuilt layer: the sliced ones by attribute, the rest by name."""
+    """Copies weights into the rebuilt layer: the sliced ones by attribute, the rest by
+    position (unnamed weights get new unique names, so names do not match), or by name
+    where folding gave the new layer a bias the old one did not have."""
     done = set()
     for attribute, value in values.items():
         variable = getattr(new, attribute)
         variable.assign(value)
         done.add(id(variable))
-    old_by_name = {w.name: w for w in old.weights}
-    for variable in new.weights:
-        if id(variable) in done:
-            continue
-        source = old_by_name.get(variable.name)
-        if source is not None:
+    if len(new.weights) == len(old.weights):
+        pairs = zip(new.weights, old.weights)
+    else:
+        old_by_name = {w.name: w for w in old.weights}
+        pairs = ((w, old_by_name.get(w.name)) for w in new.weights)
+    for variable, source in pairs:
+        if id(variable) not in done and source is not None:
             variable.assign(keras.ops.convert_to_numpy(source))
 
 

@@ -11,7 +11,7 @@ output gets one, and so does each model input.
 
 import keras
 
-from tf_aat import _graph
+from tf_aat import _algorithms, _graph
 from tf_aat import _layer_rules as rules
 from tf_aat._errors import ConfigError
 from tf_aat._layer_rules import unwrap
@@ -50,7 +50,7 @@ def _is_float(shape_dtype):
     return shape_dtype is None or "float" in str(shape_dtype)
 
 
-class QuantizationPlan:
+class QuantizationPlan(_algorithms.CompressionPlan):
     """Weight quantizers and output quantizers for each layer of one model."""
 
     def __init__(self, model, params):
@@ -131,7 +131,7 @@ class QuantizationPlan:
             self._quantize_output.add(id(node.layer))
 
     def _weight_kind(self, layer):
-        """"conv", "depthwise", "separable", "dense", "unsupported" or None, from its rule."""
+        """ "conv", "depthwise", "separable", "dense", "unsupported" or None, from its rule."""
         if not rules.is_layer(layer):
             return None
         return rules.rule_for(layer).quantization_kind(layer)

@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_aat import _graph
+from tf_aat._controller import CompressionController
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.quantization import _data
 from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
@@ -119,7 +120,7 @@ class QuantizationStatistics:
         return "\n".join(lines)
 
 
-class QuantizationController:
+class QuantizationController(CompressionController):
     """Controls 8-bit quantization-aware training of a compressed model.
 
     Created by `tf_aat.create_compressed_model` for a `quantization` config
@@ -250,6 +251,4 @@ class QuantizationController:
 
     def strip_model(self, model=None):
         """The model as plain layers plus its quantizers (what `export_tflite` takes)."""
-        from tf_aat.pruning._strip import strip_model
-
-        return strip_model(self.model if model is None else model)
+        return super().strip_model(model)
