@@ -4,7 +4,7 @@ import logging
 import pytest
 
 import tf_aat
-from tf_aat.pruning import _params as pruning_params
+from tf_aat import _fields
 
 NAN = float("nan")
 
@@ -237,7 +237,7 @@ def test_nncf_pruning_keys_accepted_with_their_meaning(caplog):
 
 
 def test_geometric_median_default_is_said_once(caplog, monkeypatch):
-    monkeypatch.setattr(pruning_params, "_told", set())
+    monkeypatch.setattr(_fields, "_told", set())
     section = {"compression": {"algorithm": "filter_pruning"}}
     with caplog.at_level(logging.WARNING, "tf_aat.pruning"):
         tf_aat.CompressionConfig.from_dict(section)

@@ -49,6 +49,7 @@ COMMANDS = {
         "--output=examples/benchmarks/results/search.json",
     ],
     "scale": ["python -m examples.benchmarks.scale_benchmark"],
+    "coverage": ["python -m examples.benchmarks.coverage_benchmark"],
 }
 
 
@@ -432,6 +433,50 @@ def scale_section():
     return "\n".join(out)
 
 
+def coverage_section():
+    r = _load("coverage")
+    out = ["### Coverage: filter pruning on the keras.applications zoo\n", _command("coverage")]
+    if r is None:
+        return "\n".join(out + [_missing("coverage")])
+    summary = r["summary"]
+    out.append(
+        f"Random weights, logits heads, every conv allowed, rate {summary['rate']}; weights "
+        "initialised to a constant (BatchNormalization statistics, biases, layer scales) are "
+        "randomized first so that agreement is no accident. Error: relative L2 distance of the "
+        "stripped model's outputs from the masked model's (target <= "
+        f"{summary['error_target']:g}); change: how far pruning moved the outputs.\n"
+    )
+    lines = [
+        "| architecture | input | groups pruned / blocked | parameters | strip | error | change "
+        "| what blocks the rest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["models"]:
+        if not row["ok"]:
+            lines.append(
+                f"| {row['model']} | {row['input_size']} | crashed: {row['error'][:80]} "
+                "| | | | | |"
+            )
+            continue
+        reasons = "; ".join(
+            f"{item['reason']} ({item['groups']})" for item in row["blocked_reasons"][:2]
+        )
+        lines.append(
+            f"| {row['model']} | {row['input_size']} | {row['prunable_groups']} / "
+            f"{row['blocked_groups']} | {row['parameters_before'] / 1e6:.2f} M -> "
+            f"{row['parameters_after'] / 1e6:.2f} M | {row['strip_seconds']:.1f} s | "
+            f"{row['relative_error']:.0e} | {row['pruning_output_change']:.2f} | {reasons} |"
+        )
+    out.append("\n".join(lines) + "\n")
+    out.append(
+        f"{summary['pruned_exactly']} of {summary['families']} families pruned and stripped "
+        f"exactly; crashed: {', '.join(summary['crashed']) or 'none'}. Two architectures a "
+        "test also runs: MobileNetV3Small and ConvNeXtTiny "
+        "(`tests/benchmarks/coverage_benchmark_test.py`).\n"
+    )
+    return "\n".join(out)
+
+
 def render():
     parts = [
         "All figures below are rendered by `python -m examples.benchmarks.report` from the JSON "
@@ -459,6 +504,7 @@ def render():
         training_cost_section(),
         search_section(),
         scale_section(),
+        coverage_section(),
     ]
     return "\n".join(parts)
 

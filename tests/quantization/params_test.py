@@ -123,9 +123,9 @@ def test_an_explicit_mode_wins_over_the_preset_and_bad_presets_are_named():
 def test_overflow_fix_is_accepted_and_said_to_do_nothing(caplog, monkeypatch):
     import logging
 
-    from tf_aat.pruning import _params as pruning_params
+    from tf_aat import _fields
 
-    monkeypatch.setattr(pruning_params, "_told", set())
+    monkeypatch.setattr(_fields, "_told", set())
     with caplog.at_level(logging.WARNING, "tf_aat"):
         params = _config(overflow_fix="enable").algorithm("quantization")
         _config(overflow_fix="first_layer_only")

@@ -240,9 +240,7 @@ def _produce(context, node, layer, rule, source, out_shape, params, label):
     if source.repeat != 1:
         context.block(source, f"{label}, which reads flattened channels")
         return context.fixed(out_shape)
-    if any(s.zero != 0.0 for s in source.segments) and not rule.flag(
-        "folds_constant_input", layer
-    ):
+    if any(s.zero != 0.0 for s in source.segments) and not rule.flag("folds_constant_input", layer):
         context.block(
             _nonzero(source),
             f"its pruned channels are non-zero after an activation and {layer.name} "
@@ -285,9 +283,7 @@ def _carry(context, node, layer, rule, source, label):
 
 
 def _consume(context, node, layer, rule, source, out_shape, label):
-    if any(s.zero != 0.0 for s in source.segments) and not rule.flag(
-        "folds_constant_input", layer
-    ):
+    if any(s.zero != 0.0 for s in source.segments) and not rule.flag("folds_constant_input", layer):
         context.block(_nonzero(source), f"{label}, which cannot fold a non-zero pruned value")
     if rule.weights("input_weights", layer):
         context.uses.append(MaskUse(node.layer, "consumer", source))

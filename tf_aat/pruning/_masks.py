@@ -31,9 +31,7 @@ def node_cost(layer, input_shape, output_shape, in_active=None, out_active=None)
     None means all of them.
     """
     layer = unwrap(layer)
-    return rules.rule_for(layer).layer_cost(
-        layer, input_shape, output_shape, in_active, out_active
-    )
+    return rules.rule_for(layer).layer_cost(layer, input_shape, output_shape, in_active, out_active)
 
 
 def model_cost(analysis, unit_keep):

@@ -2,19 +2,17 @@
 
 import dataclasses
 import logging
-import math
 
 from tf_aat._errors import ConfigError, check_known_keys
+from tf_aat._fields import boolean as _boolean
+from tf_aat._fields import choice as _choice
+from tf_aat._fields import number as _number
+from tf_aat._fields import parse_scopes, tell_once
 
 logger = logging.getLogger("tf_aat.pruning")
-_told = set()
-
-
 def _tell_once(key, message, *args):
     """Logs a deliberate difference from NNCF once per process."""
-    if key not in _told:
-        _told.add(key)
-        logger.warning(message, *args)
+    tell_once(key, message, *args, logger="tf_aat.pruning")
 
 
 SCHEDULES = ("exponential", "exponential_with_bias", "baseline")
@@ -70,47 +68,6 @@ class FilterPruningParams:
         if self.pruning_flops_target is not None:
             return self.pruning_flops_target
         return self.pruning_target
-
-
-def _number(value, key_path, low, high, *, integer=False, low_open=False):
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type:
-        raise ConfigError(key_path, kind, value)
-    if not math.isfinite(value):
-        raise ConfigError(key_path, "a finite number", value)
-    too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value > high):
-        bracket = "(" if low_open else "["
-        upper = f"{high}]" if high is not None else "inf)"
-        raise ConfigError(key_path, f"{kind} in {bracket}{low}, {upper}", value)
-    return int(value) if integer else float(value)
-
-
-def _boolean(value, key_path):
-    if not isinstance(value, bool):
-        raise ConfigError(key_path, "true or false", value)
-    return value
-
-
-def parse_scopes(value, key_path):
-    """Scopes are a layer-name pattern or a list of them."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key_path, "a layer-name pattern or a list of patterns", value)
-    return tuple(value)
-
-
-def _choice(value, choices, key_path):
-    if value not in choices:
-        lowered = {c.lower(): c for c in choices}
-        if isinstance(value, str) and value.lower() in lowered:
-            return lowered[value.lower()]
-        raise ConfigError(key_path, f"one of {list(choices)}", value)
-    return value
 
 
 def parse_filter_pruning(section, key_path):

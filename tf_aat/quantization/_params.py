@@ -22,7 +22,13 @@ import dataclasses
 import logging
 
 from tf_aat._errors import ConfigError, check_known_keys
-from tf_aat.pruning._params import _boolean, _number, _tell_once, parse_scopes
+from tf_aat._fields import boolean as _boolean
+from tf_aat._fields import number as _number
+from tf_aat._fields import parse_scopes, tell_once
+
+
+def _tell_once(key, message, *args):
+    tell_once(key, message, *args, logger="tf_aat.quantization")
 
 logger = logging.getLogger("tf_aat.quantization")
 
