@@ -21,6 +21,8 @@ EXPECTED = {
     "CompressionWrapper",
     "ConfigError",
     "FilterPruningController",
+    "MagnitudeSparsityController",
+    "RBSparsityController",
     "ScaledLearningRateSchedule",
     "UnsupportedModelError",
     "create_accuracy_aware_training_loop",

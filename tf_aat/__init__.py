@@ -28,6 +28,7 @@ from tf_aat.accuracy_aware._runner import (
 )
 from tf_aat.pruning._controller import FilterPruningController
 from tf_aat.quantization import ActivationQuantizer, QuantizationController, WeightQuantizer
+from tf_aat.sparsity import MagnitudeSparsityController, RBSparsityController
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,8 @@ __all__ = [
     "ConfigError",
     "FilterPruningController",
     "LayerRule",
+    "MagnitudeSparsityController",
+    "RBSparsityController",
     "RatedCompressionController",
     "UnsupportedModelError",
     "create_compressed_model",
