@@ -1,8 +1,10 @@
 """`export_tflite`: a QAT Keras model as an int8 TFLite flatbuffer, checked against Keras."""
 
 import dataclasses
+import itertools
 import os
 import warnings
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -137,26 +139,116 @@ class TFLiteExport:
         return "\n".join(lines)
 
 
-def _input_specs(model, batch_size):
+def _input_specs(model, batch_size, shapes):
     specs = []
-    for tensor in model.inputs:
-        shape = (batch_size, *tensor.shape[1:])
-        specs.append(tf.TensorSpec(shape, tensor.dtype or "float32", name=_name(tensor)))
+    for tensor, shape in zip(model.inputs, shapes):
+        specs.append(
+            tf.TensorSpec((batch_size, *shape), tensor.dtype or "float32", name=_name(tensor))
+        )
     return specs
 
 
 def _name(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return history[0].name if history else None
+    return _data.input_name(tensor)
 
 
-def _frozen_function(model, batch_size):
+def _given_shapes(model, input_shape):
+    """`input_shape` (one shape, a list of shapes or a dict by input name) as one per input."""
+    names = [_name(t) for t in model.inputs]
+    if input_shape is None:
+        return [None] * len(names)
+    if isinstance(input_shape, dict):
+        unknown = sorted(set(input_shape) - set(names))
+        if unknown:
+            raise ValueError(
+                f"Expected `input_shape` keys among the model's input names {names}. "
+                f"Received: {unknown}"
+            )
+        return [input_shape.get(name) for name in names]
+    shapes = list(input_shape)
+    if all(d is None or isinstance(d, (int, np.integer)) for d in shapes):
+        shapes = [shapes]  # one shape, for a single input
+    if len(shapes) != len(names):
+        raise ValueError(
+            f"Expected `input_shape` to give one shape per model input {names} (without the "
+            f"batch dimension). Received: input_shape={input_shape!r}"
+        )
+    return shapes
+
+
+def _peek_inputs(model, data):
+    """The first batch of `data` as one array per input, and `data` to read again in full."""
+    if isinstance(data, Iterator):  # one-shot: put the element read back in front
+        try:
+            first = next(data)
+        except StopIteration:
+            return None, data
+        data = itertools.chain([first], data)
+        batches = _data.model_input_batches(iter([first]), model.inputs, 1)
+    else:
+        batches = _data.take_model_inputs(data, model.inputs, 1, batch_size=1)
+    return next(iter(batches), None), data
+
+
+def _resolve_shapes(model, input_shape, representative_data, verify_data):
+    """One shape per model input without the batch dimension, every dimension known.
+
+    Dimensions the model leaves unknown (`keras.Input((None, None, 3))`) come
+    from `input_shape`, else from the first batch of `representative_data` or
+    `verify_data`. Returns the shapes and the data (a one-shot iterator that was
+    read is given back whole).
+    """
+    names = [_name(t) for t in model.inputs]
+    shapes = []
+    for tensor, name, given in zip(model.inputs, names, _given_shapes(model, input_shape)):
+        own = tuple(tensor.shape[1:])
+        if given is not None:
+            given = tuple(given)
+            if len(given) != len(own) or any(
+                a is not None and b is not None and a != b for a, b in zip(own, given)
+            ):
+                raise ValueError(
+                    f"Expected `input_shape` for input {name!r} to match its shape {own} "
+                    f"(without the batch dimension). Received: {given}"
+                )
+            own = tuple(a if a is not None else b for a, b in zip(own, given))
+        shapes.append(own)
+    data = {"representative_data": representative_data, "verify_data": verify_data}
+    for key in ("representative_data", "verify_data"):
+        if all(None not in shape for shape in shapes) or data[key] is None:
+            continue
+        first, data[key] = _peek_inputs(model, data[key])
+        if first is None:
+            continue
+        for i, (shape, array) in enumerate(zip(shapes, first)):
+            if len(array.shape) - 1 != len(shape):
+                raise ValueError(
+                    f"Expected `{key}` for input {names[i]!r} to have samples of rank "
+                    f"{len(shape)} like its shape {shape}. Received: a batch of shape "
+                    f"{tuple(array.shape)}"
+                )
+            shapes[i] = tuple(
+                a if a is not None else int(b) for a, b in zip(shape, array.shape[1:])
+            )
+    unknown = [(n, s) for n, s in zip(names, shapes) if None in s]
+    if unknown:
+        raise ValueError(
+            "Expected every dimension of the model's inputs but the batch to be known: a TFLite "
+            "model needs them to allocate its tensors. Pass `input_shape=` (without the batch "
+            "dimension, e.g. input_shape=(224, 224, 3); a list or a dict by input name for "
+            "several inputs), or `representative_data` / `verify_data`, whose first batch gives "
+            f"them. Received: unknown dimensions (None) in {unknown}"
+        )
+    return shapes, data["representative_data"], data["verify_data"]
+
+
+def _frozen_function(model, batch_size, shapes):
     # The converter only reads FakeQuant ranges that are constants, so variables are frozen.
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
     )
 
-    specs = _input_specs(model, batch_size)
+    specs = _input_specs(model, batch_size, shapes)
     single = len(specs) == 1
 
     @tf.function(input_signature=specs)
@@ -169,9 +261,9 @@ def _frozen_function(model, batch_size):
 
 def _representative(model, data, num_samples):
     def generator():
-        for batch in _data.take_samples(data, num_samples, batch_size=1):
-            for i in range(_data.batch_length(batch)):
-                yield [np.asarray(a[i : i + 1], "float32") for a in tree.flatten(batch)]
+        for batch in _data.take_model_inputs(data, model.inputs, num_samples, batch_size=1):
+            for i in range(len(batch[0])):
+                yield [np.asarray(a[i : i + 1], "float32") for a in batch]
 
     return generator
 
@@ -184,7 +276,9 @@ def export_tflite(
     verify_data=None,
     *,
     batch_size=None,
+    input_shape=None,
     num_representative_samples=100,
+    num_verify_samples=1000,
     require_int8=True,
     min_argmax_agreement=0.99,
     tolerance_steps=2.0,
@@ -208,10 +302,24 @@ def export_tflite(
             learned range; a QAT model needs none.
         int8_io: make the model's inputs and outputs int8 too (the caller then
             quantizes inputs with the input tensor's scale and zero point).
-        verify_data: optional inputs to run through both models; the result
-            goes into `TFLiteExport.verification`.
+        verify_data: optional inputs to run through both models (the first
+            `num_verify_samples` of them); the result goes into
+            `TFLiteExport.verification`.
         batch_size: fixed batch size of the TFLite inputs (None: resizable).
+            Recurrent layers (LSTM, GRU, RNN) need a fixed one: batch_size=1.
+        input_shape: the input shape without the batch dimension, for models
+            whose inputs leave dimensions unknown (`keras.Input((None, None, 3))`);
+            a list, or a dict by input name, for several inputs. Without it
+            the unknown dimensions come from the first batch of
+            `representative_data` or `verify_data`; the TFLite model then has
+            those fixed dimensions.
         num_representative_samples: samples read from `representative_data`.
+        num_verify_samples: at most this many samples (default 1000) are read
+            from `verify_data`, so an endless dataset (`.repeat()`) is fine.
+
+    Data for a model with several inputs may come in Keras's forms: a list or
+    tuple of arrays (one per input), a dict keyed by input name, or a dataset
+    yielding either (with or without labels, e.g. `((a, b), y)`).
         require_int8: raise if a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED
             op is not int8.
         min_argmax_agreement, tolerance_steps, min_within_tolerance: the
@@ -241,7 +349,10 @@ def export_tflite(
     from tf_aat import _algorithms
 
     model = _algorithms.before_export(model)  # e.g. pruned filters removed first
-    function = _frozen_function(model, batch_size)
+    shapes, representative_data, verify_data = _resolve_shapes(
+        model, input_shape, representative_data, verify_data
+    )
+    function = _frozen_function(model, batch_size, shapes)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
     if quantize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -257,7 +368,11 @@ def export_tflite(
     with warnings.catch_warnings():
         # A QAT graph carries its input range in its first FakeQuant; nothing is missing.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        flatbuffer = converter.convert()
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:
+            _raise_with_hint(error, model, batch_size)
+            raise
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with open(path, "wb") as f:
@@ -276,6 +391,7 @@ def export_tflite(
             flatbuffer,
             verify_data,
             tolerance_steps=tolerance_steps,
+            num_samples=num_verify_samples,
         )
         v = report.verification
         failed = (
@@ -290,6 +406,38 @@ def export_tflite(
                 f"values within {tolerance_steps} quantization steps). Received: {v}"
             )
     return report
+
+
+def _raise_with_hint(error, model, batch_size):
+    """Re-raises a converter error with what fixes it, where that is known."""
+    recurrent = [
+        layer.name
+        for layer in _leaf_layers(model)
+        if isinstance(layer, keras.layers.RNN) or "rnn" in type(layer).__name__.lower()
+    ]
+    if batch_size is None and (recurrent or "TensorList" in str(error)):
+        raise TFLiteExportError(
+            "The TFLite converter failed on a model with recurrent layers "
+            f"{recurrent or '(TensorList ops)'}: their loop state needs a static shape, so the "
+            "batch size must be fixed. Pass batch_size=1 to `export_tflite` (the TFLite model "
+            f"then takes one sample per call). Received: batch_size=None; converter error: "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        ) from error
+
+
+def _leaf_layers(model):
+    seen, stack, leaves = set(), [model], []
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        leaves.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+        inner = getattr(layer, "layer", None)
+        if isinstance(inner, keras.layers.Layer):
+            stack.append(inner)
+    return leaves
 
 
 def _output_quantization(interpreter, int8_io):
@@ -330,8 +478,13 @@ def run_tflite(interpreter, inputs):
     return outputs
 
 
-def verify_tflite(model, tflite_model, data, tolerance_steps=2.0, batch_size=64):
+def verify_tflite(
+    model, tflite_model, data, tolerance_steps=2.0, batch_size=64, num_samples=1000
+):
     """Compares the first output of `model` and of a TFLite model on the inputs of `data`.
+
+    Reads at most `num_samples` samples of `data` (None: all of it, which an
+    endless dataset never ends).
 
     Returns a dict: `num_samples`, `argmax_agreement` (fraction of samples
     whose argmax over the last axis agrees), `within_tolerance` (fraction of
@@ -347,8 +500,12 @@ def verify_tflite(model, tflite_model, data, tolerance_steps=2.0, batch_size=64)
     step, _ = _output_quantization(interpreter, int8_io)
     fixed_batch = interpreter.get_input_details()[0]["shape_signature"][0] != -1
     keras_outputs, tflite_outputs = [], []
-    for batch in _data.input_batches(data, batch_size):
-        flat = [np.asarray(a, "float32") for a in tree.flatten(batch)]
+    if num_samples is None:
+        batches = _data.model_input_batches(data, model.inputs, batch_size)
+    else:
+        batches = _data.take_model_inputs(data, model.inputs, num_samples, batch_size)
+    for batch in batches:
+        flat = [np.asarray(a, "float32") for a in batch]
         expected = tree.flatten(model(flat[0] if len(flat) == 1 else flat, training=False))[0]
         keras_outputs.append(keras.ops.convert_to_numpy(expected))
         if fixed_batch:
