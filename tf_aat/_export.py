@@ -478,9 +478,7 @@ def run_tflite(interpreter, inputs):
     return outputs
 
 
-def verify_tflite(
-    model, tflite_model, data, tolerance_steps=2.0, batch_size=64, num_samples=1000
-):
+def verify_tflite(model, tflite_model, data, tolerance_steps=2.0, batch_size=64, num_samples=1000):
     """Compares the first output of `model` and of a TFLite model on the inputs of `data`.
 
     Reads at most `num_samples` samples of `data` (None: all of it, which an
