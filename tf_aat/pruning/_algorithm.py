@@ -5,6 +5,7 @@ from tf_aat import _layer_rules as rules
 from tf_aat._layer_rules import unwrap
 from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._controller import FilterPruningController
+from tf_aat.pruning._input_mask import InputChannelMask
 from tf_aat.pruning._params import FilterPruningParams, parse_filter_pruning
 
 
@@ -15,6 +16,7 @@ class PruningPlan(_algorithms.CompressionPlan):
         analysis = analyze(model, params)
         prunable = {id(u.layer) for g in analysis.groups if g.prunable for u in g.units}
         self._masked = {}
+        self._input_masked = {}
         for use in analysis.uses:
             layer = unwrap(use.layer)
             rule = rules.rule_for(layer)
@@ -26,9 +28,21 @@ class PruningPlan(_algorithms.CompressionPlan):
                 weights = rule.weights("masked_weights", layer)
                 if weights:
                     self._masked[id(use.layer)] = weights
+            elif use.kind == "consumer" and any(
+                s.unit in prunable and s.zero == 0.0 for s in use.channels.segments
+            ):
+                # Pruned inputs read as zero; masking the weights that read them keeps
+                # them out of a weight quantizer's range, as strip will.
+                weights = rule.weights("input_weights", layer)
+                if weights:
+                    self._input_masked[id(use.layer)] = weights
 
     def masked_weights(self, layer):
         return self._masked.get(id(layer))
+
+    def weight_transforms(self, layer):
+        weights = self._input_masked.get(id(layer), {})
+        return {name: [InputChannelMask(axis)] for name, axis in weights.items()}
 
 
 def _controller(compressed, params, plan, init_data):

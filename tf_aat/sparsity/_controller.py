@@ -2,6 +2,7 @@
 
 import logging
 
+import keras
 import numpy as np
 
 from tf_aat import _graph
@@ -34,8 +35,6 @@ def _numpy(value):
 
 def effective_weight(wrapper, name):
     """The weight's value in the forward pass before quantization (inference mode)."""
-    import keras
-
     return np.asarray(keras.ops.convert_to_numpy(wrapper._masked_weight(name)))
 
 
@@ -183,6 +182,11 @@ class MagnitudeSparsityController(SparsityController):
             shape = [1] * value.ndim
             shape[axis] = -1
             value = value * _numpy(wrapper.mask).reshape(shape)
+        # Zeros other transforms make (filter pruning's input-channel masks) count
+        # toward the level: they get importance 0, so they are ranked first.
+        for transform in wrapper.weight_transforms.get(name, ()):
+            if not isinstance(transform, self.mask_type):
+                value = np.asarray(keras.ops.convert_to_numpy(transform(value)), np.float64)
         importance = np.abs(value)
         if self.params.weight_importance == "normed_abs":
             norm = float(np.sqrt(np.sum(value * value)))
