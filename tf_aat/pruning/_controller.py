@@ -10,6 +10,7 @@ from tf_aat._controller import RatedCompressionController
 from tf_aat._layer_rules import unwrap
 from tf_aat.pruning import _masks
 from tf_aat.pruning._importance import IMPORTANCE_FUNCTIONS
+from tf_aat.pruning._input_mask import InputChannelMask
 from tf_aat.pruning._schedule import PruningScheduler
 from tf_aat.pruning._statistics import PruningStatistics
 
@@ -49,6 +50,13 @@ class FilterPruningController(RatedCompressionController):
             if use.kind == "passthrough"
         ]
         self._zeroed = [item for item in self._zeroed if item[2]]
+        # Consumers' weights that read pruned channels (kept out of quantizer ranges).
+        self._input_masks = []
+        for use in analysis.uses:
+            transforms = getattr(use.layer, "weight_transforms", {})
+            masks = [t for ts in transforms.values() for t in ts if isinstance(t, InputChannelMask)]
+            if use.kind == "consumer" and masks:
+                self._input_masks.append((use, masks))
         self._rate = 0.0
         self._level = 0.0
         self.frozen = False
@@ -203,6 +211,18 @@ class FilterPruningController(RatedCompressionController):
         for use in self._passthrough:
             vector = _masks.keep_vector(use.channels, keep)
             use.layer.mask.assign(vector.astype("float32"))
+        for use, masks in self._input_masks:
+            # A pruned channel holding a constant (after a sigmoid) is not zero: its
+            # weights stay, and strip folds their contribution into the bias.
+            vector = _masks.keep_vector(use.channels, keep) | (
+                _masks.zero_vector(use.channels) != 0
+            )
+            for mask in masks:
+                length = int(mask.mask.shape[0])
+                flags = (
+                    np.repeat(vector, length // len(vector)) if length != len(vector) else vector
+                )
+                mask.mask.assign(flags.astype("float32"))
         for use, layer, weights in self._zeroed:
             vector = _masks.keep_vector(use.channels, keep)
             if vector.all():

@@ -9,6 +9,7 @@ from tf_aat._layer_rules import unwrap
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning import _masks
 from tf_aat.pruning._channels import analyze
+from tf_aat.pruning._input_mask import InputChannelMask
 from tf_aat.pruning._params import FilterPruningParams
 
 
@@ -40,7 +41,11 @@ def strip_model(model):
     pending = []
 
     def replace(layer):
-        if isinstance(layer, CompressionWrapper) and layer.weight_transforms:
+        others = {
+            name: [t for t in transforms if not isinstance(t, InputChannelMask)]
+            for name, transforms in getattr(layer, "weight_transforms", {}).items()
+        }
+        if isinstance(layer, CompressionWrapper) and any(others.values()):
             raise ValueError(
                 f"Layer {layer.name!r} still has weight transforms "
                 f"({sorted(layer.weight_transforms)}), which filter pruning's strip cannot "
