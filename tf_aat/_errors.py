@@ -24,9 +24,16 @@ class ConfigError(ValueError):
 
 
 def closest_match(name, candidates):
-    """Returns the candidate closest to `name`, or None if none is close."""
-    matches = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.5)
-    return matches[0] if matches else None
+    """Returns the candidate closest to `name`, or None if none is close.
+
+    Candidates that are not strings (a dict from Python may have any keys) are
+    compared by their `str()`, and the candidate itself is returned.
+    """
+    by_text = {}
+    for candidate in candidates:
+        by_text.setdefault(str(candidate), candidate)
+    matches = difflib.get_close_matches(str(name), list(by_text), n=1, cutoff=0.5)
+    return by_text[matches[0]] if matches else None
 
 
 def check_known_keys(section, allowed, key_path):

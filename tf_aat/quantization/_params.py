@@ -30,6 +30,7 @@ from tf_aat._fields import parse_scopes, tell_once
 def _tell_once(key, message, *args):
     tell_once(key, message, *args, logger="tf_aat.quantization")
 
+
 logger = logging.getLogger("tf_aat.quantization")
 
 PRESETS = {
@@ -190,12 +191,12 @@ def parse_quantization(section, key_path):
     weights_default, activations_default = defaults.weights, defaults.activations
     preset = section.get("preset")
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ConfigError(f"{key_path}.preset", f"one of {sorted(PRESETS)}", preset)
         weights_mode, activations_mode = PRESETS[preset]
         weights_default = dataclasses.replace(weights_default, mode=weights_mode)
         activations_default = dataclasses.replace(activations_default, mode=activations_mode)
-    elif "mode" not in (section.get("activations") or {}):
+    elif not isinstance(section.get("activations"), dict) or ("mode" not in section["activations"]):
         _tell_once(
             "preset",
             "%s has no `preset`: tf_aat quantizes activations asymmetrically (TFLite's int8 "
