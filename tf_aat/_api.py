@@ -12,8 +12,17 @@ logger = logging.getLogger("tf_aat")
 
 
 def copy_layer(layer):
-    """A new layer with the config of `layer` (weights are copied once it is built)."""
-    return type(layer).from_config(layer.get_config())
+    """A new layer with the config of `layer` (weights are copied once it is built).
+
+    Functions Keras cannot deserialize (a `Lambda`'s Python function, an
+    unregistered activation or initializer) are kept as the same Python objects,
+    with a warning: loading a `.keras` save of the model then needs them
+    registered with `keras.saving.register_keras_serializable`. A layer that can
+    be copied neither way raises a `TypeError` naming it and that fix.
+    """
+    from tf_aat._copying import layer_from_config
+
+    return layer_from_config(layer)
 
 
 def create_compressed_model(model, config, init_data=None):

@@ -5,6 +5,7 @@ import numpy as np
 
 from tf_aat import _graph
 from tf_aat import _layer_rules as rules
+from tf_aat._copying import layer_from_config
 from tf_aat._layer_rules import unwrap
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning import _masks
@@ -63,7 +64,7 @@ def strip_model(model):
         if "passthrough" in kinds:
             keep_in = _masks.keep_vector(kinds["passthrough"].channels, keep)
         values, config = _slice(base, rule, config, keep_in, keep_out, zero, kinds)
-        new = type(base).from_config(config)
+        new = layer_from_config(base, config)
         pending.append((base, new, values))
         if isinstance(layer, CompressionWrapper) and layer.weight_quantizers:
             channels = (
