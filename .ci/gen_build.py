@@ -14,7 +14,12 @@ def listing(paths, indent="        "):
 
 
 library = rel(root.glob("tf_aat/**/*.py"))
-helpers = rel(p for p in root.glob("tests/**/*.py") if not p.name.endswith("_test.py"))
+RUNNER = "tests/bazel_pytest_main.py"  # each py_test's main: runs pytest on its file
+helpers = rel(
+    p
+    for p in root.glob("tests/**/*.py")
+    if not p.name.endswith("_test.py") and p.name != "bazel_pytest_main.py"
+)
 examples = rel(root.glob("examples/**/*.py"))
 tests = rel(root.glob("tests/**/*_test.py"))
 print('load("@rules_python//python:defs.bzl", "py_library", "py_test")\n')
@@ -32,7 +37,7 @@ for test in tests:
     name = test[: -len(".py")].replace("/", "_")
     size = "large" if "examples" in test or "digits" in test else "medium"
     print(
-        f'py_test(\n    name = "{name}",\n    size = "{size}",\n    srcs = ["{test}"],\n'
-        f'    main = "{test}",\n    data = ["BUILD"],\n'
+        f'py_test(\n    name = "{name}",\n    size = "{size}",\n    srcs = ["{test}", "{RUNNER}"],\n'
+        f'    main = "{RUNNER}",\n    args = ["$(location {test})"],\n    data = ["BUILD"],\n'
         f'    deps = [":examples", ":test_helpers", ":tf_aat"],\n)\n'
     )
