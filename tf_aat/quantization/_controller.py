@@ -16,6 +16,13 @@ logger = logging.getLogger("tf_aat")
 
 # Values kept per quantizer for percentile ranges (a uniform subsample beyond this).
 _MAX_KEPT_VALUES = 200_000
+_RANGES_FROM_DATA = (
+    "activation ranges are initialised from it: one NaN or inf makes the ranges, and so "
+    "every quantized output, NaN"
+)
+_STATISTICS_FROM_DATA = (
+    "BatchNormalization statistics are re-estimated from it: one NaN or inf makes them NaN"
+)
 
 
 class _RangeObserver:
@@ -160,7 +167,11 @@ class QuantizationController(CompressionController):
 
     # -- initialisation ----------------------------------------------------
     def initialize(self, init_data):
-        """Sets activation ranges from `init_data`, then adapts BatchNormalization."""
+        """Sets activation ranges from `init_data`, then adapts BatchNormalization.
+
+        Raises `ValueError` for a NaN or inf in the samples read, naming the
+        sample's index in the order `init_data` is iterated.
+        """
         settings = self.params.range_init
         quantizers = self.activation_quantizers
         if settings.num_init_samples > 0 and quantizers:
@@ -173,7 +184,8 @@ class QuantizationController(CompressionController):
                 quantizer.observer = observer
             try:
                 seen = 0
-                for batch in _data.take_samples(init_data, settings.num_init_samples):
+                batches = _data.take_samples(init_data, settings.num_init_samples)
+                for batch in _data.finite_batches(batches, "init_data", _RANGES_FROM_DATA):
                     # Eager call: the observers are Python code that must see values.
                     self.model(batch, training=False)
                     seen += _data.batch_length(batch)
@@ -190,11 +202,17 @@ class QuantizationController(CompressionController):
                 if observer.mins:
                     quantizer.set_range(*observer.range())
             logger.info("Initialised %d activation ranges from %d samples.", len(quantizers), seen)
-        self.adapt_batch_norm(init_data)
+        self._adapt_batch_norm(init_data, None, "init_data")
         self.initialized = True
 
     def adapt_batch_norm(self, data, num_samples=None):
-        """Re-estimates BatchNormalization statistics on the quantized model (NNCF's BN adaptation)."""
+        """Re-estimates BatchNormalization statistics on the quantized model (NNCF's BN adaptation).
+
+        Raises `ValueError` for a NaN or inf in `data`, naming the sample's index.
+        """
+        self._adapt_batch_norm(data, num_samples, "data")
+
+    def _adapt_batch_norm(self, data, num_samples, name):
         num_samples = self.params.num_bn_adaptation_samples if num_samples is None else num_samples
         batch_norms = [
             layer
@@ -209,7 +227,8 @@ class QuantizationController(CompressionController):
         # Only BatchNormalization statistics may move: keep ranges and other state as they are.
         saved = [(v, v.numpy()) for q in self.activation_quantizers for v in q.weights]
         forward = tf.function(lambda x: self.model(x, training=True), reduce_retracing=True)
-        for batch in _data.take_samples(data, num_samples):
+        batches = _data.take_samples(data, num_samples)
+        for batch in _data.finite_batches(batches, name, _STATISTICS_FROM_DATA):
             forward(batch)
         for variable, value in saved:
             variable.assign(value)

@@ -51,6 +51,39 @@ def take_samples(data, num_samples, batch_size=_DEFAULT_BATCH):
         yield batch
 
 
+def finite_batches(batches, name="init_data", purpose=None):
+    """Yields `batches` unchanged, raising a `ValueError` at the first NaN or inf.
+
+    The message gives the offending sample's index (0-based, counted over the
+    batches in the order they are iterated), the value and where in the sample
+    it is. One non-finite input makes every range it reaches, and so every
+    quantized output after it, NaN.
+    """
+    seen = 0
+    for batch in batches:
+        arrays = tree.flatten(batch)
+        for position, array in enumerate(arrays):
+            array = np.asarray(array)
+            if not (np.issubdtype(array.dtype, np.floating) or np.iscomplexobj(array)):
+                continue
+            bad = ~np.isfinite(array)
+            if not bad.any():
+                continue
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            index = seen + where[0] if array.ndim else seen
+            of_input = f" of input {position}" if len(arrays) > 1 else ""
+            raise ValueError(
+                f"Expected finite values in `{name}`"
+                + (f" ({purpose})" if purpose else "")
+                + f". Received: {name} sample {index} (0-based, in the order the data is "
+                f"iterated){of_input} = {array[where].item()!r} at element {where[1:]}. Remove or "
+                "repair that sample (for example `np.nan_to_num`, or "
+                "`dataset.filter(lambda x, *_: tf.reduce_all(tf.math.is_finite(x)))`)."
+            )
+        seen += batch_length(batch) if arrays else 0
+        yield batch
+
+
 # -- data for a model with several inputs ---------------------------------------
 
 
