@@ -18,6 +18,11 @@ class CompressionPlan:
     The defaults add nothing; an algorithm overrides what it uses.
     """
 
+    def adapt_copy(self, layer, new):
+        """The copy of `layer` to wrap (default: `new`, the copy as it is); e.g.
+        quantization copies a Dense without its softmax, which follows as a layer."""
+        return new
+
     def masked_weights(self, layer):
         """`{weight name: channel axis}` masked by a channel mask, or None."""
         return None

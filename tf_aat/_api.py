@@ -65,6 +65,8 @@ def create_compressed_model(model, config, init_data=None):
 
     def replace(layer):
         new = copy_layer(layer)
+        for _, _, plan in plans:
+            new = plan.adapt_copy(layer, new)
         pending.append((layer, new))
         masked, quantizers, intermediate, after = {}, {}, None, []
         transforms = {}
@@ -89,7 +91,12 @@ def create_compressed_model(model, config, init_data=None):
     def input_layers(tensor):
         return [layer for _, _, plan in plans for layer in plan.input_layers(tensor) or []]
 
-    compressed = _graph.rebuild(model, replace, input_layers=input_layers)
+    def operation_layers(operation):
+        return [layer for _, _, plan in plans for layer in plan.layers_after(operation) or []]
+
+    compressed = _graph.rebuild(
+        model, replace, input_layers=input_layers, operation_layers=operation_layers
+    )
     for old, new in pending:
         new.set_weights(old.get_weights())
     controllers = [

@@ -71,6 +71,7 @@ class FlatNode:
     input_shapes: list
     output_shapes: list
     call_kwargs: dict
+    output_dtypes: list
     path: tuple
     # Positional arguments, flattened: a tensor id where a tensor was passed,
     # the value itself for a constant (`x + 3.0` has [id(x), 3.0]).
@@ -151,6 +152,7 @@ def _walk(functional, prefix, alias, nodes, path):
                     input_shapes=[tuple(t.shape) for t in node.input_tensors],
                     output_shapes=[tuple(t.shape) for t in node.outputs],
                     call_kwargs=kwargs,
+                    output_dtypes=[t.dtype for t in node.outputs],
                     path=path,
                     arguments=arguments,
                 )
@@ -171,14 +173,16 @@ def leaf_layers(model):
     return list(seen.values())
 
 
-def rebuild(model, replace, input_layers=None):
+def rebuild(model, replace, input_layers=None, operation_layers=None):
     """Returns a new model with the same wiring where each leaf layer is `replace(layer)`.
 
     `replace` is called once per distinct layer (shared layers stay shared) and
     returns the layer to call in its place: a new layer, a wrapper, the layer
     itself, or a list of layers applied one after another. `input_layers`,
     if given, is called with each model input and returns the layers to apply
-    to it first (for example an input quantizer). Nested models are
+    to it first (for example an input quantizer). `operation_layers`, if
+    given, is called once per Keras operation node that is not a layer
+    (`x + y`) and returns the layers to apply to its output. Nested models are
     rebuilt as nested models with input shapes taken from their new inputs, so
     channel counts may change through them.
     """
@@ -188,7 +192,12 @@ def rebuild(model, replace, input_layers=None):
     def replaced(layer):
         # Keras operations that are not layers (`x + y`) have no state: reuse them.
         if not isinstance(layer, keras.layers.Layer):
-            return layer
+            if operation_layers is None:
+                return layer
+            if id(layer) not in memo:
+                after = list(operation_layers(layer) or [])
+                memo[id(layer)] = [layer, *after] if after else layer
+            return memo[id(layer)]
         if id(layer) not in memo:
             memo[id(layer)] = replace(layer)
         return memo[id(layer)]

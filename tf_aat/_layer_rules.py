@@ -711,11 +711,22 @@ def _register_operations():
     register_operation_rule("Concatenate", LayerRule("concatenate", check=_operation_axis_check))
     for name in ("Mean", "Max", "Min", "Sum"):
         register_operation_rule(
-            name, LayerRule("carry", check=_reduction_check, zero_map=_reduction_zero(name))
+            name,
+            LayerRule(
+                "carry",
+                check=_reduction_check,
+                zero_map=_reduction_zero(name),
+                keeps_input_scale=name in ("Max", "Min"),
+            ),
         )
-    register_operation_rule("Reshape", LayerRule("carry", check=_reshape_operation_check))
-    register_operation_rule("Transpose", LayerRule("carry", check=_transpose_check))
-    register_operation_rule("Identity", LayerRule("carry"))
+    register_operation_rule(
+        "Reshape",
+        LayerRule("carry", check=_reshape_operation_check, keeps_input_scale=True),
+    )
+    register_operation_rule(
+        "Transpose", LayerRule("carry", check=_transpose_check, keeps_input_scale=True)
+    )
+    register_operation_rule("Identity", LayerRule("carry", keeps_input_scale=True))
     elementwise = LayerRule("carry", zero_map=_operation_zero)
     for name in (
         "Relu",

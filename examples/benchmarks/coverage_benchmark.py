@@ -32,26 +32,9 @@ from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
+from examples.benchmarks._zoo import FAMILIES, randomize_constants  # noqa: E402
 
 FLAGS = flags.FLAGS
-# One architecture per family (the family's smallest), at the smallest input it accepts.
-FAMILIES = {
-    "ConvNeXtTiny": 32,
-    "DenseNet121": 32,
-    "EfficientNetB0": 32,
-    "EfficientNetV2B0": 32,
-    "InceptionResNetV2": 75,
-    "InceptionV3": 75,
-    "MobileNet": 32,
-    "MobileNetV2": 32,
-    "MobileNetV3Small": 32,
-    "MobileNetV3Large": 32,
-    "NASNetMobile": 32,
-    "ResNet50": 32,
-    "ResNet50V2": 32,
-    "VGG16": 32,
-    "Xception": 71,
-}
 flags.DEFINE_list("models", list(FAMILIES), "keras.applications architectures to run.")
 flags.DEFINE_float("rate", 0.4, "Filter pruning rate.")
 flags.DEFINE_integer("classes", 10, "Classifier outputs.")
@@ -86,21 +69,6 @@ def _short_reasons(groups):
             text = f"consumed by {match.group(1)}, {match.group(2)}" if match else reason
             counts[text] += 1
     return [{"reason": reason, "groups": count} for reason, count in counts.most_common()]
-
-
-def randomize_constants(model, seed):
-    """Random values for weights initialised to one constant (BatchNormalization's
-    statistics, biases, ConvNeXt's 1e-6 layer scales), so that a stripped model
-    that dropped a wrong channel cannot agree with the masked one by accident."""
-    rng = np.random.default_rng(seed)
-    for variable in model.weights:
-        value = keras.ops.convert_to_numpy(variable)
-        if value.size < 2 or np.ptp(value) > 0:
-            continue
-        if any(part in variable.path for part in ("bias", "beta", "moving_mean")):
-            variable.assign(rng.normal(0.0, 0.2, value.shape).astype(value.dtype))
-        else:  # scales and variances: positive
-            variable.assign(rng.uniform(0.5, 1.5, value.shape).astype(value.dtype))
 
 
 def measure(name, size):

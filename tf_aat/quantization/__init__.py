@@ -5,10 +5,15 @@ from tf_aat.quantization import _convolution  # noqa: F401 - registers the QAT c
 from tf_aat.quantization._algorithm import QuantizationPlan, quantization_plan
 from tf_aat.quantization._controller import QuantizationController, QuantizationStatistics
 from tf_aat.quantization._params import QuantizationParams, QuantizerParams, RangeInitParams
-from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
+from tf_aat.quantization._quantizers import (
+    ActivationQuantizer,
+    FixedRangeQuantizer,
+    WeightQuantizer,
+)
 
 __all__ = [
     "ActivationQuantizer",
+    "FixedRangeQuantizer",
     "QuantizationController",
     "QuantizationParams",
     "QuantizationPlan",

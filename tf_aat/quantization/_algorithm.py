@@ -16,14 +16,37 @@ from tf_aat import _layer_rules as rules
 from tf_aat._errors import ConfigError
 from tf_aat._layer_rules import unwrap
 from tf_aat._scopes import matches_scope
-from tf_aat.quantization._quantizers import ActivationQuantizer, WeightQuantizer
+from tf_aat.quantization._quantizers import (
+    FIXED_OUTPUT_RANGES,
+    ActivationQuantizer,
+    FixedRangeQuantizer,
+    WeightQuantizer,
+)
 
 _MERGES_WITH_ACTIVATION = (keras.layers.Add, keras.layers.Subtract, keras.layers.Multiply)
+_MERGE_OPERATIONS = ("Add", "Subtract", "Multiply")  # keras.ops nodes TFLite fuses a ReLU into
+
+
+_OPERATION_ACTIVATIONS = {
+    "Softmax": "softmax",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LogSoftmax": "log_softmax",
+}
+
+
+def _is_merge(layer):
+    if rules.is_layer(layer):
+        return isinstance(layer, _MERGES_WITH_ACTIVATION)
+    return type(layer).__name__ in _MERGE_OPERATIONS
+
+
 _FUSABLE_ACTIVATIONS = ("linear", "relu", "relu6")
 
 # An activation quantizer keeps channels and maps 0 to (nearly) 0, and its int8
 # tensor is the input's: pruning follows through it, and nothing re-quantizes it.
 rules.register_layer_rule(ActivationQuantizer, rules.LayerRule("carry", keeps_input_scale=True))
+rules.register_layer_rule(FixedRangeQuantizer, rules.LayerRule("carry", keeps_input_scale=True))
 
 
 def _activation_name(layer):
@@ -46,6 +69,11 @@ def _is_activation_layer(layer):
     return isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
 
 
+def node_dtype(node):
+    """The dtype of a graph node's first output."""
+    return node.output_dtypes[0] if getattr(node, "output_dtypes", None) else None
+
+
 def _is_float(shape_dtype):
     return shape_dtype is None or "float" in str(shape_dtype)
 
@@ -58,6 +86,9 @@ class QuantizationPlan(_algorithms.CompressionPlan):
         self.graph = _graph.flatten(model)
         self._weighted = {}  # id(layer) -> "conv" | "depthwise" | "dense"
         self._quantize_output = set()  # id(layer)
+        # id(layer) -> its activation, for a weighted layer whose activation TFLite
+        # runs as an op of its own (softmax, sigmoid, ...): split out and quantized.
+        self._split = {}
         self.skipped = []  # (layer name, reason)
         self._analyse()
 
@@ -97,7 +128,9 @@ class QuantizationPlan(_algorithms.CompressionPlan):
                 kind = None
             elif kind is not None and selected:
                 self._weighted[id(layer)] = kind
-            if kind is None and not isinstance(layer, _MERGES_WITH_ACTIVATION):
+                if _activation_name(layer) is None and calls.get(id(layer), 0) == 1:
+                    self._split[id(layer)] = layer.activation
+            if kind is None and not _is_merge(layer):
                 continue
             if calls.get(id(layer), 0) != 1:
                 continue
@@ -124,8 +157,8 @@ class QuantizationPlan(_algorithms.CompressionPlan):
             layer = unwrap(node.layer)
             if id(node.layer) in fused or rules.rule_for(layer).keeps_input_scale:
                 continue
-            if not rules.is_layer(layer):
-                continue  # Keras operation nodes are rebuilt as they are
+            if not _is_float(node_dtype(node)):
+                continue
             if not self._selected(layer):
                 continue
             self._quantize_output.add(id(node.layer))
@@ -180,11 +213,42 @@ class QuantizationPlan(_algorithms.CompressionPlan):
             return None
         return self._activation_quantizer(f"{layer.name}_depthwise_quantizer")
 
+    def adapt_copy(self, layer, new):
+        """A weighted layer whose activation TFLite runs as its own op is copied
+        without it: the activation follows as a layer (see `layers_after`)."""
+        if id(layer) not in self._split:
+            return new
+        config = new.get_config()
+        config["activation"] = "linear"
+        return type(new).from_config(config)
+
     def layers_after(self, layer):
         """Layers inserted after the output of the original `layer`."""
+        if id(layer) in self._split:
+            activation = self._split[id(layer)]
+            name = rules.activation_name(activation)
+            return [
+                self._activation_quantizer(f"{layer.name}_preactivation_quantizer"),
+                keras.layers.Activation(activation, name=f"{layer.name}_{name}"),
+                self._output_quantizer(f"{layer.name}_quantizer", name),
+            ]
         if id(layer) not in self._quantize_output:
             return []
-        return [self._activation_quantizer(f"{layer.name}_quantizer")]
+        name = None
+        if isinstance(layer, keras.layers.Activation):
+            name = rules.activation_name(layer.activation)
+        elif isinstance(layer, keras.layers.Softmax):
+            name = "softmax"
+        elif not rules.is_layer(layer):
+            name = _OPERATION_ACTIVATIONS.get(type(layer).__name__)
+        return [self._output_quantizer(f"{layer.name}_quantizer", name)]
+
+    def _output_quantizer(self, name, activation=None):
+        """The quantizer of an op's output: fixed where TFLite fixes it."""
+        if activation in FIXED_OUTPUT_RANGES:
+            low, high = FIXED_OUTPUT_RANGES[activation]
+            return FixedRangeQuantizer(low, high, name=name)
+        return self._activation_quantizer(name)
 
     def input_layers(self, tensor):
         """Layers applied to a model input first (the input quantizer)."""

@@ -215,3 +215,69 @@ class ActivationQuantizer(keras.layers.Layer):
         config = super().get_config()
         config.update(num_bits=self.num_bits, symmetric=self.symmetric, ema_decay=self.ema_decay)
         return config
+
+
+# TFLite's int8 kernels of these activations have a fixed output scale and zero
+# point (real = (q - zero_point) * scale, q in [-128, 127]); the ranges below are
+# exactly those grids, so the Keras model rounds where TFLite will.
+FIXED_OUTPUT_RANGES = {
+    "softmax": (0.0, 255.0 / 256.0),  # scale 1/256, zero point -128
+    "sigmoid": (0.0, 255.0 / 256.0),  # LOGISTIC: scale 1/256, zero point -128
+    "tanh": (-1.0, 127.0 / 128.0),  # scale 1/128, zero point 0
+    "log_softmax": (-255.0 * 16.0 / 256.0, 0.0),  # scale 16/256, zero point 127
+}
+
+
+@keras.saving.register_keras_serializable(package="tf_aat")
+class FixedRangeQuantizer(keras.layers.Layer):
+    """Fake-quantizes to a fixed range: the output of an activation TFLite runs
+    in int8 with a fixed scale (softmax, sigmoid, tanh, log_softmax).
+
+    Args:
+        low, high: the range; see `FIXED_OUTPUT_RANGES`.
+        num_bits: bits of the integer type.
+
+    Example:
+
+    ```python
+    quantizer = tf_aat.quantization.FixedRangeQuantizer(0.0, 255 / 256)
+    y = quantizer(keras.ops.softmax(np.random.randn(2, 10).astype("float32")))
+    ```
+    """
+
+    def __init__(self, low=0.0, high=255.0 / 256.0, num_bits=8, **kwargs):
+        super().__init__(**kwargs)
+        if not float(low) <= 0.0 <= float(high) or float(low) == float(high):
+            raise ValueError(
+                "Expected a range with low <= 0 <= high and low < high (0 must be exact). "
+                f"Received: low={low}, high={high}"
+            )
+        self.low = float(low)
+        self.high = float(high)
+        self.num_bits = int(num_bits)
+        self.supports_masking = True
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    def call(self, inputs):
+        x = tf.convert_to_tensor(inputs)
+        y = tf.quantization.fake_quant_with_min_max_args(
+            tf.cast(x, tf.float32), min=self.low, max=self.high, num_bits=self.num_bits
+        )
+        return tf.cast(y, x.dtype)
+
+    @property
+    def quantization_step(self):
+        return (self.high - self.low) / (2**self.num_bits - 1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "low": self.low,
+            "high": self.high,
+            "num_bits": self.num_bits,
+        }
