@@ -62,6 +62,8 @@ class FilterPruningController(RatedCompressionController):
         self.frozen = False
         self.scheduler = PruningScheduler(self, params)
         self._maximal_rate = None
+        self._reachable = None  # the most the last rate set could reach, when below it
+        self._warned_unreachable = set()
         if not self.groups:
             logger.warning(
                 "Filter pruning found no prunable convolution groups in model %r; "
@@ -81,6 +83,17 @@ class FilterPruningController(RatedCompressionController):
     @property
     def pruning_level(self):
         """The fraction of filters pruned in each prunable group."""
+        return self._level
+
+    @property
+    def achieved_compression_rate(self):
+        """What the masks achieve, in the rate's meaning: the FLOPs reduction in FLOPs
+        mode, else the pruning level applied (0 when nothing is prunable). Below
+        `compression_rate` when that is more than pruning can reach."""
+        if not self.groups:
+            return 0.0
+        if self.prune_flops:
+            return self._flops_reduction(self.current_keep())
         return self._level
 
     @property
@@ -111,14 +124,20 @@ class FilterPruningController(RatedCompressionController):
         if source == "scheduler" and self.frozen and rate == self._rate:
             return
         scores = self._group_scores()
-        if self.prune_flops:
-            level, keep = self._level_for_flops(rate, scores)
+        if not self.groups:
+            level, keep, reachable = 0.0, {}, 0.0
+        elif self.prune_flops:
+            level, keep, reachable = self._level_for_flops(rate, scores)
         else:
-            level = min(rate, self.params.maximal_pruning_level)
+            reachable = self.params.maximal_pruning_level
+            level = min(rate, reachable)
             keep = self._keep_for_level(level, scores)
         self._assign(keep)
         self._rate = rate
         self._level = level
+        self._reachable = reachable if rate > reachable + 1e-9 else None
+        if self._reachable is not None:
+            self._warn_unreachable(rate, reachable, source)
         if source == "scheduler" and self.scheduler.current_epoch >= (
             self.params.num_init_steps + self.params.pruning_steps
         ):
@@ -138,6 +157,43 @@ class FilterPruningController(RatedCompressionController):
                 total = value if total is None else total + value
             scores.append(total)
         return scores
+
+    def _warn_unreachable(self, rate, reachable, source):
+        # Once per asked value; the schedule's growing rates warn once in all.
+        key = "schedule" if source == "scheduler" else round(rate, 6)
+        if key in self._warned_unreachable:
+            return
+        self._warned_unreachable.add(key)
+        max_level = self.params.maximal_pruning_level
+        if not self.groups:
+            logger.warning(
+                "Filter pruning was asked for a compression rate of %.4f, but model %r has "
+                "no prunable convolution groups: nothing is pruned (0%% removed). See "
+                "controller.statistics() for the reasons, or leave filter pruning out. "
+                "Received: compression_rate=%r",
+                rate,
+                self.model.name,
+                rate,
+            )
+            return
+        if self.prune_flops:
+            asked = f"a FLOPs reduction of {rate:.4f}"
+            reached = (
+                f"{reachable:.4f} (the FLOPs reduction at maximal_pruning_level {max_level:g})"
+            )
+        else:
+            asked = f"a pruning level of {rate:.4f}"
+            reached = f"{reachable:g} (maximal_pruning_level)"
+        logger.warning(
+            "Filter pruning was asked for %s, more than it can reach: %s; pruning that much "
+            "instead, and statistics() reports it as achieved_compression_rate. Ask for at "
+            "most %.4f, or raise maximal_pruning_level (below 1.0). Received: "
+            "compression_rate=%r",
+            asked,
+            reached,
+            reachable,
+            rate,
+        )
 
     def _keep_for_level(self, level, scores):
         """Unit keep flags when `level` of each group's filters is pruned."""
@@ -181,19 +237,15 @@ class FilterPruningController(RatedCompressionController):
         return 1.0 - sum(r["flops"] for r in rows) / full if full else 0.0
 
     def _level_for_flops(self, target, scores):
-        """The smallest pruning level whose FLOPs reduction reaches `target`."""
+        """The smallest pruning level whose FLOPs reduction reaches `target`, its keep
+        flags and the largest reduction reachable (at the maximal level)."""
         max_level = self.params.maximal_pruning_level
         best = (max_level, self._keep_for_level(max_level, scores))
+        reachable = self._flops_reduction(best[1])
         if target <= 0.0:
-            return 0.0, self._keep_for_level(0.0, scores)
-        if self._flops_reduction(best[1]) < target:
-            logger.warning(
-                "FLOPs reduction %.3f is more than pruning can reach at the maximal level "
-                "%.2f; using that level.",
-                target,
-                max_level,
-            )
-            return best
+            return 0.0, self._keep_for_level(0.0, scores), reachable
+        if reachable < target:
+            return (*best, reachable)
         low, high = 0.0, max_level
         for _ in range(30):
             mid = 0.5 * (low + high)
@@ -202,7 +254,7 @@ class FilterPruningController(RatedCompressionController):
                 high, best = mid, (mid, keep)
             else:
                 low = mid
-        return best
+        return (*best, reachable)
 
     def _assign(self, keep):
         for group in self.groups:
@@ -265,8 +317,10 @@ class FilterPruningController(RatedCompressionController):
         return PruningStatistics(
             rows=rows,
             compression_rate=self._rate,
-            pruning_level=self._level,
+            pruning_level=self._level if self.groups else 0.0,
             prune_flops=self.prune_flops,
+            achieved_compression_rate=self.achieved_compression_rate,
+            reachable_compression_rate=self._reachable,
             groups=self._analysis.groups,
             skipped=self._analysis.skipped,
             keep=self.current_keep(),

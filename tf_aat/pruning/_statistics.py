@@ -12,6 +12,10 @@ class PruningStatistics:
     groups: list
     skipped: list
     keep: dict
+    # What the masks achieve, in the rate's meaning (FLOPs reduction or level applied).
+    achieved_compression_rate: float | None = None
+    # The most pruning can reach, set when `compression_rate` asks for more.
+    reachable_compression_rate: float | None = None
 
     @property
     def full_flops(self):
@@ -40,14 +44,21 @@ class PruningStatistics:
 
     def to_dict(self):
         full_filters, filters = self._filters()
+        flops_reduction = 1.0 - self.flops / self.full_flops if self.full_flops else 0.0
+        achieved = self.achieved_compression_rate
+        if achieved is None:
+            achieved = flops_reduction if self.prune_flops else self.pruning_level
         return {
             "algorithm": "filter_pruning",
             "compression_rate": self.compression_rate,
+            "achieved_compression_rate": achieved,
+            "target_reached": achieved >= self.compression_rate - 1e-6,
+            "reachable_compression_rate": self.reachable_compression_rate,
             "pruning_level": self.pruning_level,
             "rate_means": "flops_reduction" if self.prune_flops else "pruning_level",
             "full_flops": self.full_flops,
             "current_flops": self.flops,
-            "flops_reduction": 1.0 - self.flops / self.full_flops if self.full_flops else 0.0,
+            "flops_reduction": flops_reduction,
             "full_params": self.full_params,
             "current_params": self.params,
             "params_reduction": 1.0 - self.params / self.full_params if self.full_params else 0.0,
@@ -65,7 +76,8 @@ class PruningStatistics:
         d = self.to_dict()
         lines = [
             "Filter pruning statistics",
-            f"  compression rate: {d['compression_rate']:.4f} ({d['rate_means']}), "
+            f"  compression rate: {d['compression_rate']:.4f} asked, "
+            f"{d['achieved_compression_rate']:.4f} achieved ({d['rate_means']}), "
             f"pruning level: {d['pruning_level']:.4f}",
             f"  FLOPs:      {d['current_flops']:,} / {d['full_flops']:,} "
             f"({100 * d['flops_reduction']:.1f}% removed)",
@@ -74,6 +86,19 @@ class PruningStatistics:
             f"  filters:    {d['current_filters']:,} / {d['full_filters']:,} in "
             f"{d['prunable_groups']} prunable groups",
         ]
+        if not d["target_reached"]:
+            reachable = d["reachable_compression_rate"]
+            lines.insert(
+                2,
+                "  target not reached: "
+                + (
+                    "nothing is prunable"
+                    if not d["prunable_groups"]
+                    else f"at most {reachable:.4f} is reachable"
+                    if reachable is not None
+                    else "the masks prune less than asked"
+                ),
+            )
         width = max([len(r["name"]) for r in self.rows] + [5])
         lines.append(f"  {'layer':<{width}}  {'type':<22} {'channels':>11} {'MFLOPs':>17}")
         for r in self.rows:
