@@ -110,13 +110,6 @@ def test_pruning_still_removes_filters_around_a_lambda():
     assert stripped.count_params() < model.count_params()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="ctrl.strip_model also runs sparsity's strip, whose bake_weight_transforms "
-    "(tf_aat/_wrapper.py) still rebuilds every layer with type(layer).from_config; "
-    "it needs tf_aat._copying.layer_from_config too",
-)
 def test_controller_strip_keeps_unregistered_functions():
     model = _lambda_cnn()
     ctrl, compressed = tf_aat.create_compressed_model(model, models.pruning_config(0.5))

@@ -229,12 +229,22 @@ def bake_weight_transforms(model, selects):
     A wrapper left with no mask, transform or quantizer becomes its plain layer.
     """
     from tf_aat import _graph
+    from tf_aat._copying import layer_from_config
 
+    selected = any(
+        selects(t)
+        for layer in _graph.leaf_layers(model)
+        if isinstance(layer, CompressionWrapper)
+        for transforms in layer.weight_transforms.values()
+        for t in transforms
+    )
+    if not selected:
+        return model  # nothing of this kind to bake in
     pending = []
 
     def replace(layer):
         new = (
-            type(layer).from_config(layer.get_config())
+            layer_from_config(layer)
             if not isinstance(layer, CompressionWrapper)
             else None
         )
@@ -254,7 +264,7 @@ def bake_weight_transforms(model, selects):
             if rest:
                 shape = tuple(getattr(layer.layer, name).shape)
                 kept[name] = [_copy_built(t, shape) for t in rest]
-        inner = type(layer.layer).from_config(layer.layer.get_config())
+        inner = layer_from_config(layer.layer)
         pending.append((inner, layer.layer.get_weights(), baked))
         if not (layer.masked_weights or kept or layer.weight_quantizers):
             return inner
