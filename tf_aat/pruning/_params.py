@@ -10,6 +10,8 @@ from tf_aat._fields import number as _number
 from tf_aat._fields import parse_scopes, tell_once
 
 logger = logging.getLogger("tf_aat.pruning")
+
+
 def _tell_once(key, message, *args):
     """Logs a deliberate difference from NNCF once per process."""
     tell_once(key, message, *args, logger="tf_aat.pruning")
