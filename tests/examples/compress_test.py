@@ -107,7 +107,11 @@ def test_every_shipped_config_is_valid():
     paths = glob.glob(str(CONFIGS / "*.json"))
     assert len(paths) >= 5
     for path in paths:
-        assert tf_aat.CompressionConfig.from_json(path).accuracy_aware_training is not None
+        config = tf_aat.CompressionConfig.from_json(path)
+        # The search configs (the main job's) hold a search section; the NNCF-style
+        # sparsity samples train with their schedule only, as NNCF's did.
+        if "adaptive" in path or "early_exit" in path:
+            assert config.accuracy_aware_training is not None, path
 
 
 def test_unknown_dataset_and_missing_file_give_clear_errors():
