@@ -2,6 +2,8 @@
 
 import keras
 
+from tf_aat._controller import has_rate
+
 
 class CompressionCallback(keras.callbacks.Callback):
     """Steps `compression_ctrl.scheduler` inside `model.fit()` (no search).
@@ -12,8 +14,9 @@ class CompressionCallback(keras.callbacks.Callback):
     (so the rate of epoch `e` is the schedule's level at `e`, also when
     `fit()` is given `initial_epoch`), and it adds `compression_rate` to the
     epoch logs (for controllers that have one: quantization alone has no
-    rate). No schedule here is per batch, so it adds nothing to the training
-    step.
+    rate). Only a schedule that moves with every optimizer step (sparsity's
+    `update_per_optimizer_step`) is also stepped before each batch; otherwise
+    the callback adds nothing to the training step.
 
     Do not combine it with `AccuracyAwareCallback`, which steps the scheduler
     itself during its initial phase.
@@ -36,12 +39,26 @@ class CompressionCallback(keras.callbacks.Callback):
                 f"{type(compression_ctrl).__name__}"
             )
         self.compression_ctrl = compression_ctrl
+        # A schedule that moves with every optimizer step (sparsity's
+        # `update_per_optimizer_step`) is stepped before each batch; the others
+        # add nothing to the training step.
+        if _steps_per_batch(compression_ctrl.scheduler):
+            self.on_train_batch_begin = self._step
+
+    def _step(self, batch, logs=None):
+        self.compression_ctrl.scheduler.step()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.compression_ctrl.scheduler.epoch_step(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         # A quantization-only controller has no rate to log.
-        rate = getattr(self.compression_ctrl, "compression_rate", None)
-        if logs is not None and rate is not None:
-            logs["compression_rate"] = float(rate)
+        if logs is not None and has_rate(self.compression_ctrl):
+            logs["compression_rate"] = float(self.compression_ctrl.compression_rate)
+
+
+def _steps_per_batch(scheduler):
+    children = getattr(scheduler, "schedulers", None)
+    if children is not None:
+        return any(_steps_per_batch(child) for child in children)
+    return bool(getattr(scheduler, "update_per_optimizer_step", False))

@@ -142,3 +142,9 @@ def test_nan_quantization_values_are_refused():
 
 
 NAN = float("nan")
+
+
+def test_nncf_disable_saturation_fix_is_accepted_and_checked():
+    assert _config(disable_saturation_fix=True).algorithm("quantization") is not None
+    with pytest.raises(ConfigError, match="disable_saturation_fix"):
+        _config(disable_saturation_fix="yes")

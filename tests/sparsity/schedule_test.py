@@ -155,3 +155,34 @@ def test_per_optimizer_step_without_steps_per_epoch_measures_the_first_epoch():
     assert ctrl.compression_rate == pytest.approx(0.1)
     scheduler.step()
     assert ctrl.compression_rate == pytest.approx(0.1 + 0.4 * (0.25 / 2))
+
+
+def test_compression_callback_steps_a_per_step_schedule_inside_fit():
+    ctrl, compressed = _ctrl(
+        sparsity_target=0.5,
+        sparsity_target_epoch=2,
+        update_per_optimizer_step=True,
+        steps_per_epoch=4,
+        concave=False,
+        power=1,
+    )
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(ctrl.compression_rate)
+
+    shape = (16, *compressed.input_shape[1:])
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    y = np.zeros((16, *compressed.output_shape[1:]), "float32")
+    compressed.compile("sgd", "mse")
+    compressed.fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=2,
+        verbose=0,
+        callbacks=[tf_aat.CompressionCallback(ctrl), Record()],
+    )
+    expected = [0.1 + 0.4 * (e + s / 4) / 2 for e in range(2) for s in range(4)]
+    assert seen == pytest.approx(expected)

@@ -56,6 +56,7 @@ _SECTION_KEYS = (
     "quantize_outputs",
     "preset",
     "overflow_fix",
+    "disable_saturation_fix",
 )
 _QUANTIZER_KEYS = ("mode", "bits", "per_channel", "signed", "narrow_range")
 _INITIALIZER_KEYS = ("range", "batchnorm_adaptation")
@@ -218,6 +219,10 @@ def parse_quantization(section, key_path):
                 key_path,
                 overflow_fix,
             )
+    if "disable_saturation_fix" in section:
+        # NNCF's earlier name for the overflow fix (true: no fix), used by its TF
+        # sparsity + int8 samples; TFLite has no such fix either way.
+        _boolean(section["disable_saturation_fix"], f"{key_path}.disable_saturation_fix")
     weights = _quantizer(
         section.get("weights", {}), f"{key_path}.weights", weights_default, "weights"
     )
