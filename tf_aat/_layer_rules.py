@@ -591,7 +591,11 @@ def _register_builtins():
     plain = LayerRule("carry", check=_channels_last)
     for klass in (*lt.MAX_POOLING, *lt.GLOBAL_MAX_POOLING):
         register_layer_rule(klass, same_scale)
-    for klass in (*lt.AVERAGE_POOLING, *lt.GLOBAL_AVERAGE_POOLING):
+    # TFLite's int8 AVERAGE_POOL_2D keeps its input's scale (a fake-quantizer after it
+    # makes the converter leave the ops around it float); MEAN requantizes.
+    for klass in lt.AVERAGE_POOLING:
+        register_layer_rule(klass, same_scale)
+    for klass in lt.GLOBAL_AVERAGE_POOLING:
         register_layer_rule(klass, plain)
     identity = LayerRule("carry", keeps_input_scale=True)
     for klass in lt.IDENTITY_LIKE:
