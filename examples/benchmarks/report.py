@@ -50,6 +50,7 @@ COMMANDS = {
     ],
     "scale": ["python -m examples.benchmarks.scale_benchmark"],
     "coverage": ["python -m examples.benchmarks.coverage_benchmark"],
+    "zoo_deployment": ["python -m examples.benchmarks.zoo_deployment_benchmark"],
 }
 
 
@@ -477,6 +478,46 @@ def coverage_section():
     return "\n".join(out)
 
 
+def zoo_deployment_section():
+    r = _load("zoo_deployment")
+    out = [
+        "### Deployment of the keras.applications zoo (default softmax heads)\n",
+        _command("zoo_deployment"),
+    ]
+    if r is None:
+        return "\n".join(out + [_missing("zoo_deployment")])
+    summary = r["summary"]
+    out.append(
+        f"Random weights (constants randomized), default heads, filter pruning {summary['rate']} "
+        "(every conv allowed) + int8 QAT calibrated on 32 images passed through the family's "
+        "`preprocess_input`, stripped, exported; 16 other images compared. Strip: relative L2 "
+        "error of the stripped QAT model against the searched one (target <= "
+        f"{summary['strip_target']:g}); TFLite: relative L2 error of the file's outputs against "
+        f"the stripped Keras model (target <= {summary['tflite_target']:.0%}).\n"
+    )
+    lines = [
+        "| architecture | strip error | TFLite error | top-1 agreement | float heavy ops | size "
+        "| deployed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in r["models"]:
+        if not row["ok"]:
+            lines.append(f"| {row['model']} | refused: {row['error'][:100]} | | | | | no |")
+            continue
+        lines.append(
+            f"| {row['model']} | {row['strip_error']:.0e} | {row['tflite_error']:.2%} | "
+            f"{row['top1_agreement']:.0%} | {', '.join(row['float_heavy_ops']) or 'none'} | "
+            f"{row['size_bytes'] / 1e6:.2f} MB | {'yes' if row['deployed'] else 'no'} |"
+        )
+    out.append("\n".join(lines) + "\n")
+    out.append(
+        f"{summary['deployed']} of {summary['families']} families meet all three targets; "
+        "refused: " + (", ".join(summary["refused"]) or "none") + ". What the others miss is "
+        "under Limitations.\n"
+    )
+    return "\n".join(out)
+
+
 def render():
     parts = [
         "All figures below are rendered by `python -m examples.benchmarks.report` from the JSON "
@@ -505,6 +546,7 @@ def render():
         search_section(),
         scale_section(),
         coverage_section(),
+        zoo_deployment_section(),
     ]
     return "\n".join(parts)
 
