@@ -276,13 +276,6 @@ def rule_for(layer):
     )
 
 
-def has_own_rule(layer):
-    layer = unwrap(layer)
-    if not is_layer(layer):
-        return type(layer).__name__ in _OPERATION_RULES
-    return any(klass in _LAYER_RULES for klass in type(layer).__mro__)
-
-
 # ------------------------------------------------------------ helper logic
 
 
@@ -366,10 +359,6 @@ def _dense_cost(layer, input_shape, output_shape, c_in, c_out):
 def _batch_norm_cost(layer, input_shape, output_shape, c_in, c_out):
     count = sum(1 for w in (layer.gamma, layer.beta) if w is not None) + 2
     return 2 * _spatial(output_shape) * c_in, count * c_in
-
-
-def _layer_norm_cost(layer, input_shape, output_shape, c_in, c_out):
-    return 0, _parameter_count(layer)
 
 
 def _dense_flow(layer, input_shapes):

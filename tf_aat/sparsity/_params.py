@@ -14,6 +14,8 @@ import logging
 import math
 
 from tf_aat._errors import ConfigError, check_known_keys
+from tf_aat._fields import boolean as _boolean
+from tf_aat._fields import parse_scopes
 
 logger = logging.getLogger("tf_aat.sparsity")
 
@@ -110,29 +112,12 @@ def _number(value, key_path, low, high, *, integer=False, high_open=False):
     return int(value) if integer else float(value)
 
 
-def _boolean(value, key_path):
-    if not isinstance(value, bool):
-        raise ConfigError(key_path, "true or false", value)
-    return value
-
-
 def _choice(value, choices, key_path):
     if value in choices:
         return value
     if isinstance(value, str) and value.lower() in choices:
         return value.lower()
     raise ConfigError(key_path, f"one of {list(choices)}", value)
-
-
-def parse_scopes(value, key_path):
-    """NNCF scopes: a layer-name pattern or a list of them."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(key_path, "a layer-name pattern or a list of patterns", value)
-    return tuple(value)
 
 
 def _number_list(value, key_path, allow_empty=False, **bounds):
