@@ -243,12 +243,8 @@ def bake_weight_transforms(model, selects):
     pending = []
 
     def replace(layer):
-        new = (
-            layer_from_config(layer)
-            if not isinstance(layer, CompressionWrapper)
-            else None
-        )
-        if new is not None:
+        if not isinstance(layer, CompressionWrapper):
+            new = layer_from_config(layer)
             pending.append((new, layer.get_weights(), {}))
             return new
         baked = {}
@@ -263,7 +259,7 @@ def bake_weight_transforms(model, selects):
             rest = [t for t in transforms if not selects(t)]
             if rest:
                 shape = tuple(getattr(layer.layer, name).shape)
-                kept[name] = [_copy_built(t, shape) for t in rest]
+                kept[name] = [copy_built(t, shape) for t in rest]
         inner = layer_from_config(layer.layer)
         pending.append((inner, layer.layer.get_weights(), baked))
         if not (layer.masked_weights or kept or layer.weight_quantizers):
@@ -271,11 +267,11 @@ def bake_weight_transforms(model, selects):
         wrapper = CompressionWrapper(
             inner,
             masked_weights=layer.masked_weights or None,
-            weight_quantizers={n: _copy_built(q) for n, q in layer.weight_quantizers.items()},
+            weight_quantizers={n: copy_built(q) for n, q in layer.weight_quantizers.items()},
             intermediate_quantizer=(
                 None
                 if layer.intermediate_quantizer is None
-                else _copy_built(layer.intermediate_quantizer)
+                else copy_built(layer.intermediate_quantizer)
             ),
             weight_transforms=kept,
             name=layer.name,
@@ -289,16 +285,12 @@ def bake_weight_transforms(model, selects):
         if weights is not None:
             layer.set_weights(weights)
         for attribute, value in overrides.items():
-            owner = (
-                layer.layer
-                if attribute != "mask" and isinstance(layer, CompressionWrapper)
-                else layer
-            )
-            getattr(owner, attribute).assign(value)
+            getattr(layer, attribute).assign(value)
     return result
 
 
-def _copy_built(layer, shape=None):
+def copy_built(layer, shape=None):
+    """A built copy of a small state-holding layer (a quantizer or transform) with its values."""
     copy = type(layer).from_config(layer.get_config())
     copy.build(shape)
     copy.set_weights(layer.get_weights())

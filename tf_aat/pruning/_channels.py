@@ -18,9 +18,6 @@ from tf_aat import _layer_rules as rules
 from tf_aat._layer_rules import unwrap
 from tf_aat._scopes import matches_scope
 
-# Re-exported for the modules that imported them from here.
-__all__ = ["analyze", "matches_scope", "unwrap", "zero_image"]
-
 
 @dataclasses.dataclass
 class Segment:
@@ -111,11 +108,6 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def zero_image(function, value):
-    """What an element-wise function makes of the constant `value`."""
-    return rules._evaluate(function, value)
-
-
 def analyze(model, params):
     """Follows channels through `model` and returns its prunable groups.
 
@@ -148,6 +140,7 @@ def analyze(model, params):
             channels_of[tensor] = channels
         return channels
 
+    context = _Context(block, fixed, uf, units, uses, skipped)
     for node in graph.nodes:
         # Rules look through compression wrappers; ids stay the graph's own.
         layer = unwrap(node.layer)
@@ -160,7 +153,6 @@ def analyze(model, params):
         label = f"consumed by {name} ({rules.operation_name(layer)})"
         shared = calls.get(id(layer), 0) > 1
         weighted = bool(getattr(layer, "weights", None))
-        context = _Context(block, fixed, uf, units, uses, skipped)
         out = None
         if reason is None and flow in ("produce", "carry", "consume", "flatten"):
             if len(inputs) != 1:
@@ -170,7 +162,7 @@ def analyze(model, params):
         if reason is not None:
             for c in inputs:
                 block(c, f"{label}, {reason}")
-            if weighted and flow != "carry" or rule.channels == "block" and weighted:
+            if weighted and flow != "carry":
                 skipped.append((name, f"not pruned: {reason}"))
             out = fixed(out_shape)
         elif flow == "produce":

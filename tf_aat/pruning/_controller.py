@@ -39,24 +39,25 @@ class FilterPruningController(RatedCompressionController):
             for use in analysis.uses
             if use.kind == "passthrough" and getattr(use.layer, "mask", None) is not None
         ]
-        # Statistics zeroed on pruned channels (a BatchNormalization without gamma).
-        self._zeroed = [
-            (
-                use,
-                unwrap(use.layer),
-                rules.rule_for(use.layer).weights("zeroed_weights", unwrap(use.layer)),
-            )
-            for use in analysis.uses
-            if use.kind == "passthrough"
-        ]
-        self._zeroed = [item for item in self._zeroed if item[2]]
-        # Consumers' weights that read pruned channels (kept out of quantizer ranges).
+        # Statistics zeroed on pruned channels (a BatchNormalization without gamma), and
+        # consumers' weights that read pruned channels (kept out of quantizer ranges).
+        self._zeroed = []
         self._input_masks = []
         for use in analysis.uses:
-            transforms = getattr(use.layer, "weight_transforms", {})
-            masks = [t for ts in transforms.values() for t in ts if isinstance(t, InputChannelMask)]
-            if use.kind == "consumer" and masks:
-                self._input_masks.append((use, masks))
+            layer = unwrap(use.layer)
+            if use.kind == "passthrough":
+                weights = rules.rule_for(layer).weights("zeroed_weights", layer)
+                if weights:
+                    self._zeroed.append((use, layer, weights))
+            elif use.kind == "consumer":
+                masks = [
+                    t
+                    for ts in getattr(use.layer, "weight_transforms", {}).values()
+                    for t in ts
+                    if isinstance(t, InputChannelMask)
+                ]
+                if masks:
+                    self._input_masks.append((use, masks))
         self._rate = 0.0
         self._level = 0.0
         self.frozen = False

@@ -7,7 +7,7 @@ from tf_aat import _graph
 from tf_aat import _layer_rules as rules
 from tf_aat._copying import layer_from_config
 from tf_aat._layer_rules import unwrap
-from tf_aat._wrapper import CompressionWrapper
+from tf_aat._wrapper import CompressionWrapper, copy_built
 from tf_aat.pruning import _masks
 from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._input_mask import InputChannelMask
@@ -112,10 +112,7 @@ def _assign(old, new, values):
 def _slice_quantizer(quantizer, keep):
     if keep is not None and hasattr(quantizer, "slice_channels"):
         return quantizer.slice_channels(keep)
-    copy = type(quantizer).from_config(quantizer.get_config())
-    copy.build(None)
-    copy.set_weights(quantizer.get_weights())
-    return copy
+    return copy_built(quantizer)
 
 
 def _take(value, axis, keep):
