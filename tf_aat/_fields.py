@@ -16,17 +16,32 @@ def tell_once(key, message, *args, logger="tf_aat"):
         logging.getLogger(logger).warning(message, *args)
 
 
-def number(value, key_path, low, high, *, integer=False, low_open=False):
+def number(
+    value,
+    key_path,
+    low,
+    high,
+    *,
+    integer=False,
+    low_open=False,
+    high_open=False,
+    whole_floats=False,
+):
+    """A finite number in [low, high] (either end open); `whole_floats` reads 5.0 as
+    the integer 5, as NNCF's schema did for epoch counts."""
     kind = "an integer" if integer else "a number"
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if integer and whole_floats and isinstance(value, float) and value.is_integer():
+        ok_type = True
     if isinstance(value, bool) or not ok_type:
         raise ConfigError(key_path, kind, value)
     if not math.isfinite(value):
         raise ConfigError(key_path, "a finite number", value)
     too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value > high):
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
         bracket = "(" if low_open else "["
-        upper = f"{high}]" if high is not None else "inf)"
+        upper = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
         raise ConfigError(key_path, f"{kind} in {bracket}{low}, {upper}", value)
     return int(value) if integer else float(value)
 

@@ -11,11 +11,10 @@ adaptive schedule's `step` 0.05, `eps` 0.03, `patience` 1, level setting mode
 
 import dataclasses
 import logging
-import math
 
 from tf_aat._errors import ConfigError, check_known_keys
 from tf_aat._fields import boolean as _boolean
-from tf_aat._fields import parse_scopes
+from tf_aat._fields import number, parse_scopes
 
 logger = logging.getLogger("tf_aat.sparsity")
 
@@ -96,20 +95,8 @@ class RBSparsityParams(SparsityParams):
     schedule: str = "exponential"
 
 
-def _number(value, key_path, low, high, *, integer=False, high_open=False):
-    kind = "an integer" if integer else "a number"
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if integer and isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        ok_type = True  # NNCF's schema reads epochs as numbers: 5.0 is 5
-    if isinstance(value, bool) or not ok_type:
-        raise ConfigError(key_path, kind, value)
-    if not math.isfinite(value):
-        raise ConfigError(key_path, f"{kind} (finite; NaN and infinities are refused)", value)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if value < low or too_high:
-        upper = "inf)" if high is None else (f"{high})" if high_open else f"{high}]")
-        raise ConfigError(key_path, f"{kind} in [{low}, {upper}", value)
-    return int(value) if integer else float(value)
+def _number(value, key_path, low, high, **bounds):
+    return number(value, key_path, low, high, whole_floats=True, **bounds)
 
 
 def _choice(value, choices, key_path):
