@@ -13,3 +13,11 @@ def matches_scope(name, patterns):
         elif fnmatch.fnmatchcase(name, pattern) or name == pattern:
             return True
     return False
+
+
+def in_scope(name, ignored_scopes=(), target_scopes=()):
+    """True when a layer called `name` is compressed: not ignored, and targeted if
+    `target_scopes` is given."""
+    if ignored_scopes and matches_scope(name, ignored_scopes):
+        return False
+    return not target_scopes or matches_scope(name, target_scopes)

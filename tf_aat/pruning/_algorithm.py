@@ -1,8 +1,12 @@
 """Filter pruning as a registered algorithm: its plan, controller and strip."""
 
-from tf_aat import _algorithms
+import keras
+import numpy as np
+
+from tf_aat import _algorithms, _graph
 from tf_aat import _layer_rules as rules
 from tf_aat._layer_rules import unwrap
+from tf_aat._wrapper import CompressionWrapper
 from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._controller import FilterPruningController
 from tf_aat.pruning._input_mask import InputChannelMask
@@ -58,13 +62,8 @@ def _strip(model):
 
 
 def _has_pruned_channels(model):
-    import keras
-    import numpy as np
-
-    from tf_aat import _graph
-
     for layer in _graph.leaf_layers(model):
-        mask = getattr(layer, "mask", None) if rules.unwrap(layer) is not layer else None
+        mask = layer.mask if isinstance(layer, CompressionWrapper) else None
         if mask is not None and float(np.min(keras.ops.convert_to_numpy(mask))) < 0.5:
             return True
     return False

@@ -15,7 +15,7 @@ from tf_aat import _algorithms, _graph
 from tf_aat import _layer_rules as rules
 from tf_aat._errors import ConfigError
 from tf_aat._layer_rules import unwrap
-from tf_aat._scopes import matches_scope
+from tf_aat._scopes import in_scope
 from tf_aat.quantization._quantizers import (
     FIXED_OUTPUT_RANGES,
     ActivationQuantizer,
@@ -94,12 +94,7 @@ class QuantizationPlan(_algorithms.CompressionPlan):
 
     # -- analysis --------------------------------------------------------
     def _selected(self, layer):
-        p = self.params
-        if p.ignored_scopes and matches_scope(layer.name, p.ignored_scopes):
-            return False
-        if p.target_scopes and not matches_scope(layer.name, p.target_scopes):
-            return False
-        return True
+        return in_scope(layer.name, self.params.ignored_scopes, self.params.target_scopes)
 
     def _analyse(self):
         graph = self.graph

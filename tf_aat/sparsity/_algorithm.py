@@ -5,7 +5,7 @@ import numpy as np
 from tf_aat import _algorithms, _graph
 from tf_aat import _layer_rules as rules
 from tf_aat import _layer_types as lt
-from tf_aat._scopes import matches_scope
+from tf_aat._scopes import in_scope
 from tf_aat._wrapper import bake_weight_transforms
 from tf_aat.sparsity._controller import MagnitudeSparsityController, RBSparsityController
 from tf_aat.sparsity._layers import MagnitudeSparsityMask, RBSparsityMask, is_sparsity_mask
@@ -28,8 +28,11 @@ def sparsified_weights(layer):
     """The kernels NNCF sparsifies in `layer`: conv, depthwise, separable (both) and dense."""
     kind = rules.rule_for(layer).quantization_kind(layer)
     names = _KERNELS.get(kind)
-    transposed = getattr(lt, "TRANSPOSED", ())
-    if names is None and isinstance(layer, lt.CONVOLUTIONS) and not isinstance(layer, transposed):
+    if (
+        names is None
+        and isinstance(layer, lt.CONVOLUTIONS)
+        and not isinstance(layer, lt.TRANSPOSED)
+    ):
         names = ("kernel",)  # a grouped convolution
     if names is None:
         return ()
@@ -42,22 +45,15 @@ class SparsityPlan(_algorithms.CompressionPlan):
     def __init__(self, model, params):
         self.params = params
         self._weights = {}
+        self.total_size = 0
         for layer in _graph.leaf_layers(model):
             names = sparsified_weights(layer)
             if names and self._selected(layer):
                 self._weights[id(layer)] = names
-        self.total_size = 0
-        for layer in _graph.leaf_layers(model):
-            for name in self._weights.get(id(layer), ()):
-                self.total_size += int(np.prod(getattr(layer, name).shape))
+                self.total_size += sum(int(np.prod(getattr(layer, n).shape)) for n in names)
 
     def _selected(self, layer):
-        p = self.params
-        if p.ignored_scopes and matches_scope(layer.name, p.ignored_scopes):
-            return False
-        if p.target_scopes and not matches_scope(layer.name, p.target_scopes):
-            return False
-        return True
+        return in_scope(layer.name, self.params.ignored_scopes, self.params.target_scopes)
 
     def _mask(self, layer, name):
         raise NotImplementedError
@@ -93,20 +89,8 @@ def strip(model):
     return bake_weight_transforms(model, is_sparsity_mask)
 
 
-def _has_masks(model):
-    from tf_aat._wrapper import CompressionWrapper
-
-    return any(
-        is_sparsity_mask(t)
-        for layer in _graph.leaf_layers(model)
-        if isinstance(layer, CompressionWrapper)
-        for transforms in layer.weight_transforms.values()
-        for t in transforms
-    )
-
-
 def _before_export(model):
-    return strip(model) if _has_masks(model) else model
+    return strip(model)  # the model as it is when it holds no sparsity masks
 
 
 # Sparsity plans first (order -5): its strip and export step bake the zeros in
