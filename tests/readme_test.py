@@ -17,6 +17,9 @@ def test_readme_python_blocks_run():
 def test_readme_commands_match_ci():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
-    assert 'pip install -e ".[tests]" && python -m pytest' in text
-    assert 'pip install -q -c .ci/constraints.txt -e ".[tests]"' in ci
+    assert 'pip install -e ".[tensorflow,tests]" && python -m pytest' in text
+    assert 'pip install -q -c .ci/constraints.txt -e ".[tensorflow,tests]"' in ci
+    # The oldest supported versions, with an existing tensorflow-cpu that pip must keep.
+    assert "pip install -q -c .ci/constraints-oldest.txt tensorflow-cpu" in ci
+    assert 'pip install -q -c .ci/constraints-oldest.txt -e ".[tests]"' in ci
     assert "python -m pytest" in ci

@@ -1,5 +1,8 @@
 """tf_aat: accuracy-aware training-time compression for Keras 3."""
 
+# First (it checks on import): a missing TensorFlow, an old Keras or another Keras
+# backend is named here, before any module below fails on it.
+from tf_aat import _requirements  # noqa: F401
 from tf_aat._algorithms import Algorithm, CompressionPlan, register_algorithm, strip_model
 from tf_aat._api import create_compressed_model
 from tf_aat._callbacks import CompressionCallback

@@ -78,6 +78,11 @@ class CompressionWrapper(keras.layers.Wrapper):
                         "Expected each weight transform to be a Keras layer. "
                         f"Received: weight_transforms[{name!r}] holding {transform!r}"
                     )
+        # Keras 3.12 and older save a layer held in a list inside a dict (as above) with
+        # its initial values; a flat list keeps the transforms' state in `.keras` files
+        # on every Keras 3. Private attributes are saved last, so newer Keras still saves
+        # them under `weight_transforms` and file layouts do not change.
+        self._transform_layers = [t for ts in self.weight_transforms.values() for t in ts]
         self.weight_quantizers = dict(weight_quantizers or {})
         for name, quantizer in self.weight_quantizers.items():
             if not isinstance(quantizer, keras.layers.Layer):

@@ -323,6 +323,7 @@ def training_cost_section():
         ("pruning masks", "tf_aat_masks", "masks", "keras3_float"),
         ("QAT", "tf_aat_qat", "qat", "keras3_float"),
         ("masks + QAT", "tf_aat_masks_qat", "masks_qat", "keras3_float"),
+        ("magnitude sparsity masks", "tf_aat_sparsity", "sparsity", "keras3_float"),
         ("plain `tf_keras`", "tf_keras_float", None, None),
         ("TF-MOT QAT", "tfmot_qat", "tfmot", "tf_keras_float"),
     ]

@@ -15,10 +15,12 @@ the same run are reported.
 | `tf_aat_masks`     | tf_aat filter pruning masks (FPGM, rate 0.5, all convs)       |
 | `tf_aat_qat`       | tf_aat 8-bit QAT                                              |
 | `tf_aat_masks_qat` | both algorithms in one config                                 |
+| `tf_aat_sparsity`  | tf_aat magnitude sparsity masks (level --sparsity, all kernels) |
 | `tf_keras_float`   | plain `tf_keras` (Keras 2) ResNet-20, same architecture       |
 | `tfmot_qat`        | TF-MOT `quantize_model` of the `tf_keras` model               |
 
-Targets (over `keras3_float`): masks <= 1.10x, QAT <= 1.2x, both <= 1.3x; and
+Targets (over `keras3_float`): masks <= 1.10x, QAT <= 1.2x, both <= 1.3x,
+sparsity masks <= 1.10x; and
 our QAT ratio no worse than TF-MOT's ratio over `tf_keras_float`. The last two
 variants need the `tfmot` extra (`pip install tensorflow-model-optimization
 tf-keras`); without it they are skipped with a note.
@@ -51,6 +53,7 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per variant before timing
 flags.DEFINE_integer("rounds", 7, "Timing rounds; --rounds x --steps timed steps per variant.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant per round, interleaved step by step.")
 flags.DEFINE_float("rate", 0.5, "Filter pruning rate (pruning_init) of the masked variants.")
+flags.DEFINE_float("sparsity", 0.5, "Magnitude sparsity level (sparsity_init) of the sparse variant.")
 flags.DEFINE_bool("tfmot", True, "Include the tf_keras / TF-MOT baseline when installed.")
 flags.DEFINE_string(
     "output", "examples/benchmarks/results/training_cost.json", "Where to write the JSON results."
@@ -58,12 +61,13 @@ flags.DEFINE_string(
 
 CLASSES = 10
 INPUT_SHAPE = (32, 32, 3)
-TARGETS = {"masks": 1.10, "qat": 1.2, "masks_qat": 1.3}
+TARGETS = {"masks": 1.10, "qat": 1.2, "masks_qat": 1.3, "sparsity": 1.10}
 # ratio name -> (variant, its float baseline)
 RATIOS = {
     "masks": ("tf_aat_masks", "keras3_float"),
     "qat": ("tf_aat_qat", "keras3_float"),
     "masks_qat": ("tf_aat_masks_qat", "keras3_float"),
+    "sparsity": ("tf_aat_sparsity", "keras3_float"),
     "tfmot": ("tfmot_qat", "tf_keras_float"),
 }
 
@@ -83,6 +87,10 @@ def quantization_section():
     }
 
 
+def sparsity_section():
+    return {"algorithm": "magnitude_sparsity", "sparsity_init": FLAGS.sparsity}
+
+
 def _compile(model, k):
     model.compile(
         optimizer=k.optimizers.SGD(0.01, momentum=0.9),
@@ -99,6 +107,7 @@ def build_variants(x):
         "tf_aat_masks": {"compression": pruning_section()},
         "tf_aat_qat": {"compression": quantization_section()},
         "tf_aat_masks_qat": {"compression": [pruning_section(), quantization_section()]},
+        "tf_aat_sparsity": {"compression": sparsity_section()},
     }
     variants = {"keras3_float": _compile(float_model, keras)}
     for name, config in configs.items():
@@ -221,6 +230,7 @@ def main(argv):
         "rounds": FLAGS.rounds,
         "steps": FLAGS.steps,
         "pruning_rate": FLAGS.rate,
+        "sparsity_level": FLAGS.sparsity,
         "train_step_seconds": step_times,
         "ratios": ratios,
         "ratio_baselines": {name: list(pair) for name, pair in RATIOS.items() if name in ratios},

@@ -13,12 +13,19 @@ pytest.importorskip("absl")
 
 from tests.scripts import run_module  # noqa: E402
 
-KERAS3_VARIANTS = ("keras3_float", "tf_aat_masks", "tf_aat_qat", "tf_aat_masks_qat")
+KERAS3_VARIANTS = (
+    "keras3_float",
+    "tf_aat_masks",
+    "tf_aat_qat",
+    "tf_aat_masks_qat",
+    "tf_aat_sparsity",
+)
 TFMOT_VARIANTS = ("tf_keras_float", "tfmot_qat")
 QUOTIENTS = {
     "masks": ("tf_aat_masks", "keras3_float"),
     "qat": ("tf_aat_qat", "keras3_float"),
     "masks_qat": ("tf_aat_masks_qat", "keras3_float"),
+    "sparsity": ("tf_aat_sparsity", "keras3_float"),
     "tfmot": ("tfmot_qat", "tf_keras_float"),
 }
 
@@ -62,7 +69,7 @@ def test_tiny_run_writes_times_ratios_and_targets(tmp_path):
             assert ratios[name] == pytest.approx(times[variant] / times[baseline])
         else:
             assert name not in ratios
-    assert results["targets"] == {"masks": 1.10, "qat": 1.2, "masks_qat": 1.3}
+    assert results["targets"] == {"masks": 1.10, "qat": 1.2, "masks_qat": 1.3, "sparsity": 1.10}
     for name in results["targets"]:
         assert results["targets_met"][name] == (ratios[name] <= results["targets"][name])
     if _tfmot_installed():
