@@ -1,5 +1,7 @@
 """Sparsity with int8 quantization (the TFLite file keeps the zeros) and with filter pruning."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import tensorflow as tf
 import tf_aat
 from tests import models
 from tests.sparsity.helpers import compile_model, load_digits, make_model, zero_fraction
+from tf_aat._export import make_interpreter
 
 
 def test_sparse_int8_tflite_keeps_the_zeros(tmp_path):
@@ -59,6 +62,52 @@ def test_sparse_int8_tflite_keeps_the_zeros(tmp_path):
         assert np.all(stored[layout == 0] == 0), name
         assert np.mean(stored == 0) >= np.mean(layout == 0) - 1e-9
 
+
+@pytest.mark.onednn
+def test_sparse_weight_encoding_shrinks_the_int8_file_and_computes_the_same(tmp_path):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    h = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(h)
+    h = keras.layers.Conv2D(64, 3, padding="same", activation="relu")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(10)(h))  # 56k kernel weights
+    x = models.images(n=32, size=16)
+    config = {
+        "compression": [
+            {
+                "algorithm": "magnitude_sparsity",
+                "sparsity_init": 0.9,
+                "params": {"sparsity_level_setting_mode": "local"},
+            },
+            {"algorithm": "quantization"},
+        ]
+    }
+    _, compressed = tf_aat.create_compressed_model(model, config, init_data=x)
+    stripped = tf_aat.strip_model(compressed)
+    dense = tf_aat.export_tflite(stripped, tmp_path / "dense.tflite", verify_data=x, batch_size=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sparse = tf_aat.export_tflite(
+            stripped, tmp_path / "sparse.tflite", verify_data=x, batch_size=1, sparse_weights=True
+        )
+    # 90% zeros in every kernel: the sparse format stores far fewer weight bytes.
+    assert sparse.size_bytes < 0.7 * dense.size_bytes
+    assert any(op.op == "DENSIFY" for op in sparse.ops)
+    assert not any(op.op == "DENSIFY" for op in dense.ops)
+    assert not sparse.float_ops and sparse.verification["passed"]
+    assert sparse.verification["argmax_agreement"] == 1.0
+    # Where the default XNNPACK delegate cannot prepare the file, the report and a
+    # warning say so, and the verification ran on the builtin kernels.
+    messages = [str(w.message) for w in caught if "XNNPACK" in str(w.message)]
+    interpreter = make_interpreter(model_path=sparse.path)
+    if sparse.delegate_error is None:
+        interpreter.allocate_tensors()
+        assert not messages
+    else:
+        assert messages and "BUILTIN_WITHOUT_DEFAULT_DELEGATES" in messages[0]
+        with pytest.raises(RuntimeError):
+            interpreter.allocate_tensors()
 
 def test_sparsity_with_filter_pruning_strips_exactly():
     keras.utils.set_random_seed(0)
