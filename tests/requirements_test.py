@@ -47,7 +47,7 @@ def test_a_keras_already_on_another_backend_is_refused(monkeypatch):
 
 @pytest.mark.parametrize(
     ("module", "old", "named"),
-    [(tf, "2.15.1", "TensorFlow >= 2.16"), (keras, "3.7.0", "Keras >= 3.8")],
+    [(tf, "2.15.1", "TensorFlow >= 2.16"), (keras, "3.11.0", "Keras >= 3.12")],
 )
 def test_versions_older_than_the_tested_floor_are_refused(monkeypatch, module, old, named):
     monkeypatch.setattr(module, "__version__", old)
@@ -60,7 +60,7 @@ def test_the_floor_matches_pyproject_and_the_oldest_ci_constraints():
 
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = deps["optional-dependencies"]
-    assert "keras>=3.8" in deps["dependencies"]
+    assert "keras>=3.12" in deps["dependencies"]
     assert not any(dep.startswith("tensorflow") for dep in deps["dependencies"])
     assert extras["tensorflow"] == ["tensorflow>=2.16"]
     assert extras["tensorflow-cpu"] == ["tensorflow-cpu>=2.16"]

@@ -38,13 +38,19 @@ def layer_from_config(layer, config=None):
         TypeError: the layer can be rebuilt neither from its config nor with its
             own Python objects; the message names the layer and the fix.
     """
+    first_error = None
     try:
         if config is None:
             config = layer.get_config()
-        return type(layer).from_config(dict(config))
+        if not _holds_python_lambda(layer):
+            return type(layer).from_config(dict(config))
     except Exception as error:  # Keras raises TypeError, ValueError and others here.
         first_error = error
     substituted = _substitutes(layer, config) if config is not None else {}
+    if config is not None and _holds_python_lambda(layer):
+        # Keras before 3.13 rebuilds a lambda from its bytecode without its module's
+        # globals (`keras` undefined inside it); the copy calls the same function.
+        substituted = {**substituted, "function": layer.function, "dtype": layer.dtype_policy}
     if substituted:
         new = _from_substituted(layer, {**config, **substituted})
         if new is not None:
@@ -56,10 +62,14 @@ def layer_from_config(layer, config=None):
         + (", nor from its config with its own Python functions" if substituted else "")
         + ". Expected a layer whose functions, classes and initializers Keras can "
         f"deserialize. Received: {layer.name}={type(layer).__name__}, "
-        f"error={_short(first_error)!r}. Register the custom functions and classes it "
+        f"error={_short(first_error or 'a Python lambda')!r}. Register the custom functions and classes it "
         f"holds with {_REGISTER} (and import them before compressing or loading), or "
         "give the layer a `get_config()` that returns its constructor arguments."
     ) from first_error
+
+
+def _holds_python_lambda(layer):
+    return isinstance(layer, keras.layers.Lambda) and _name(layer.function) == "<lambda>"
 
 
 def _substitutes(layer, config):

@@ -15,7 +15,7 @@ import sys
 # The oldest versions CI runs the test suite with (.ci/constraints-oldest.txt);
 # keep them equal to the lower bounds in pyproject.toml.
 MIN_TENSORFLOW = (2, 16)
-MIN_KERAS = (3, 8)
+MIN_KERAS = (3, 12)
 
 _INSTALL = (
     "Install one of them, for example `pip install tensorflow` (GPU builds included), "
