@@ -171,13 +171,15 @@ class CheckpointStore:
         directory: where to write `<key>.weights.npz`, `<key>.json` (and
             `<key>.optimizer.npz` for resume points); None
             keeps the checkpoints in memory (lost when the process ends).
+        read_only: keep new checkpoints in memory and only read `directory`
+            (a non-chief worker of a multi-worker run: the chief writes the
+            files, every worker resumes from them).
     """
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, read_only=False):
         self.directory = directory
+        self.read_only = bool(read_only) and directory is not None
         self._memory = {}
-        if directory is not None:
-            os.makedirs(directory, exist_ok=True)
 
     def weights_path(self, key):
         return os.path.join(self.directory, f"{key}.weights.npz")
@@ -196,11 +198,12 @@ class CheckpointStore:
         and the slots (momentum, Adam moments).
         """
         entry = {"controller_state": controller_state(ctrl), **metadata}
-        if self.directory is None:
+        if self.directory is None or self.read_only:
             self._memory[key] = ([w.copy() for w in model.get_weights()], entry)
             return None
         # `model.get_weights()`, not `model.save_weights()`: Keras puts the
         # optimizer's variables into the latter and `load_weights` restores them.
+        os.makedirs(self.directory, exist_ok=True)
         path = self.weights_path(key)
         with _atomic_file(path) as file:
             np.savez(file, *model.get_weights())
@@ -240,7 +243,7 @@ class CheckpointStore:
 
         With `optimizer`, also its variables if they were saved with the key.
         """
-        if self.directory is None:
+        if self.directory is None or key in self._memory:
             if key not in self._memory:
                 raise KeyError(f"No checkpoint was saved under the key {key!r}.")
             weights, entry = self._memory[key]
@@ -265,7 +268,7 @@ class CheckpointStore:
         return entry
 
     def delete(self, key):
-        if self.directory is None:
+        if self.directory is None or self.read_only:
             self._memory.pop(key, None)
             return
         for path in (self.weights_path(key), self._metadata_path(key), self._optimizer_path(key)):

@@ -1,0 +1,146 @@
+"""Trains the digits task twice, on one device and with MirroredStrategy over two logical
+CPU devices, and prints what the test compares as one JSON line.
+
+    python tests/distribute/mirrored_script.py OUT_DIR
+
+Run in a fresh process: logical devices can only be set before TensorFlow starts.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+import tensorflow as tf  # noqa: E402
+
+_CPU = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tf_aat  # noqa: E402
+from tests.distribute import digits  # noqa: E402
+
+
+class ReplicaAgreement(keras.callbacks.Callback):
+    """After every epoch (and the search's decision), the largest difference between
+    replicas of each non-trainable variable: masks, ranges, BN statistics."""
+
+    def __init__(self):
+        super().__init__()
+        self.worst = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for variable in self.model.non_trainable_variables:
+            values = digits.replica_values(variable)
+            spread = max(float(np.max(np.abs(v - values[0]))) for v in values)
+            self.worst[variable.path] = max(self.worst.get(variable.path, 0.0), spread)
+
+
+def run(strategy, baseline, train, validation, log_dir):
+    (x, y), (x_val, y_val) = train, validation
+    keras.utils.set_random_seed(1)
+    config = tf_aat.CompressionConfig.from_dict(digits.CONFIG)
+    with strategy.scope():
+        model = digits.make_model()
+        model.set_weights(baseline.get_weights())
+        ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x[:128])
+        digits.compile_model(compressed)
+    uncompressed = baseline.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
+    callback = tf_aat.AccuracyAwareCallback(
+        ctrl, config, uncompressed, monitor="val_accuracy", log_dir=log_dir, verbose=0
+    )
+    agreement = ReplicaAgreement()
+    compressed.fit(
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        batch_size=digits.BATCH_SIZE,
+        epochs=10,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback, agreement],
+    )
+    result = callback.result
+    return ctrl, compressed, {
+        "rates": [row["rate"] for row in result.history],
+        "metrics": [row["metric"] for row in result.history],
+        "final_rate": result.compression_rate,
+        "criterion_met": result.criterion_met,
+        "accuracy": compressed.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"],
+        "predictions": compressed.predict(x_val[:64], verbose=0).tolist(),
+        "replica_spread": agreement.worst,
+        "ctrl_rate": float(ctrl.compression_rate),
+        "num_replicas": strategy.num_replicas_in_sync,
+    }
+
+
+def main(out_dir):
+    train, validation = digits.load_digits()
+    baseline = digits.baseline_weights(*train)
+    single_strategy = tf.distribute.get_strategy()
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    _, single_model, single = run(
+        single_strategy, baseline, train, validation, os.path.join(out_dir, "single")
+    )
+    ctrl, model, distributed = run(
+        mirrored, baseline, train, validation, os.path.join(out_dir, "mirrored")
+    )
+    x_val = validation[0][:64]
+
+    # The distributed model's weights in a model built on one device, as a reference.
+    config = tf_aat.CompressionConfig.from_dict(digits.CONFIG)
+    _, reference = tf_aat.create_compressed_model(digits.make_model(), config)
+    reference.set_weights(model.get_weights())
+    outputs = {}
+    stripped_outside = tf_aat.strip_model(model)
+    with mirrored.scope():
+        stripped_inside = tf_aat.strip_model(model)
+    stripped_reference = tf_aat.strip_model(reference)
+    for name, stripped in (
+        ("outside", stripped_outside),
+        ("inside", stripped_inside),
+        ("reference", stripped_reference),
+    ):
+        outputs[name] = stripped.predict(x_val, verbose=0).tolist()
+    files = {}
+    for name, source, in_scope in (
+        ("outside", model, False),
+        ("inside", model, True),
+        ("reference", reference, False),
+    ):
+        path = os.path.join(out_dir, f"{name}.tflite")
+        if in_scope:
+            with mirrored.scope():
+                tf_aat.export_tflite(source, path, representative_data=x_val)
+        else:
+            tf_aat.export_tflite(source, path, representative_data=x_val)
+        files[name] = digits.tflite_summary(path, x_val)
+    with open(os.path.join(out_dir, "outside.tflite"), "rb") as file:
+        outside_bytes = file.read()
+    with open(os.path.join(out_dir, "inside.tflite"), "rb") as file:
+        files["inside_equals_outside"] = file.read() == outside_bytes
+    print(
+        json.dumps(
+            {
+                "single": single,
+                "mirrored": distributed,
+                "stripped_outputs": outputs,
+                "stripped_inside_distributed": type(stripped_inside.weights[0].value).__name__,
+                "tflite": files,
+                "single_weights_vs_mirrored": float(
+                    max(
+                        np.max(np.abs(a - b))
+                        for a, b in zip(single_model.get_weights(), model.get_weights())
+                    )
+                ),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
