@@ -78,6 +78,60 @@ def run(strategy, baseline, train, validation, log_dir):
     }
 
 
+def plain_batch_norm(strategy, train):
+    """Replica agreement with an unsynchronised BatchNormalization (each replica's batch
+    statistics differ; the wrapper averages the moving statistics it writes back)."""
+    (x, y) = train
+    config = tf_aat.CompressionConfig.from_dict(digits.CONFIG)
+    with strategy.scope():
+        ctrl, model = tf_aat.create_compressed_model(
+            digits.make_model(synchronized=False), config, init_data=x[:128]
+        )
+        digits.compile_model(model)
+    agreement = ReplicaAgreement()
+    model.fit(
+        x[:256],
+        y[:256],
+        batch_size=digits.BATCH_SIZE,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[tf_aat.CompressionCallback(ctrl), agreement],
+    )
+    return agreement.worst
+
+
+def misuse(strategy, train):
+    """What a user gets for a model created outside the scope: the error messages."""
+    (x, y) = train
+    config = tf_aat.CompressionConfig.from_dict(digits.CONFIG)
+    errors = {}
+    ctrl, model = tf_aat.create_compressed_model(digits.make_model(), config)
+    with strategy.scope():
+        digits.compile_model(model)  # compiled inside, created outside
+    try:
+        model.fit(
+            x[:64], y[:64], epochs=1, verbose=0, callbacks=[tf_aat.CompressionCallback(ctrl)]
+        )
+        errors["compiled_inside_fit"] = None
+    except ValueError as error:
+        errors["compiled_inside_fit"] = str(error)
+    for name, make in (
+        ("compression_callback", lambda: tf_aat.CompressionCallback(ctrl)),
+        (
+            "accuracy_aware_callback",
+            lambda: tf_aat.AccuracyAwareCallback(ctrl, config, 0.9, verbose=0),
+        ),
+    ):
+        try:
+            with strategy.scope():
+                make()
+            errors[name] = None
+        except ValueError as error:
+            errors[name] = str(error)
+    return errors
+
+
 def main(out_dir):
     train, validation = digits.load_digits()
     baseline = digits.baseline_weights(*train)
@@ -126,6 +180,9 @@ def main(out_dir):
     print(
         json.dumps(
             {
+                "plain_batch_norm_spread": plain_batch_norm(mirrored, train),
+                "misuse": misuse(mirrored, train),
+                "stripped_outside_distributed": type(stripped_outside.weights[0].value).__name__,
                 "single": single,
                 "mirrored": distributed,
                 "stripped_outputs": outputs,
