@@ -17,6 +17,7 @@ from tf_aat._errors import ConfigError
 from tf_aat.accuracy_aware._checkpoints import (
     CheckpointError,
     CheckpointStore,
+    grid_decimals,
     load_controller_state,
     non_finite_variables,
     reset_optimizer_slots,
@@ -153,7 +154,8 @@ class SearchDriver:
         self.dump_checkpoint_fn = dump_checkpoint_fn
         self.load_checkpoint_fn = load_checkpoint_fn
         self.store = CheckpointStore(
-            os.path.join(log_dir, "checkpoints") if log_dir is not None else None
+            os.path.join(log_dir, "checkpoints") if log_dir is not None else None,
+            decimals=grid_decimals(params),
         )
         self.tensorboard = TensorBoardLogger(tensorboard_writer, log_dir)
         self.scaler = None
@@ -188,7 +190,11 @@ class SearchDriver:
                 "every worker."
             )
         if self.log_dir is not None:
-            self.store = CheckpointStore(os.path.join(self.log_dir, "checkpoints"), read_only=True)
+            self.store = CheckpointStore(
+                os.path.join(self.log_dir, "checkpoints"),
+                read_only=True,
+                decimals=self.store.decimals,
+            )
         self.tensorboard = TensorBoardLogger(None, None)
 
     def _check_workers_agree(self, model):
@@ -333,8 +339,13 @@ class SearchDriver:
 
     def _check_same_config(self, saved, path):
         """Refuses to resume a state saved with other search settings."""
+        # How many checkpoints stay on disk may change between the runs.
         now = {
-            **{f"accuracy_aware_training.{k}": v for k, v in self.params.to_dict().items()},
+            **{
+                f"accuracy_aware_training.{k}": v
+                for k, v in self.params.to_dict().items()
+                if k != "keep_checkpoints"
+            },
             "uncompressed_model_accuracy": self.uncompressed_metric,
             "mode (min/max)": self.metric_mode,
         }
@@ -398,6 +409,7 @@ class SearchDriver:
                 path = self.dump_checkpoint_fn(model, self.ctrl, self._owner, self.log_dir)
                 if path is not None:
                     self.user_checkpoints[decision.save_checkpoint] = str(path)
+            self._drop_old_checkpoints()
         if decision.disable_scheduler:
             self._disable_scheduler()
         if decision.restore_checkpoint is not None:
@@ -417,6 +429,21 @@ class SearchDriver:
             self.ctrl.compression_rate = decision.compression_rate
         if decision.learning_rate_scale is not None:
             self.scaler.apply(decision.learning_rate_scale)
+
+    def _drop_old_checkpoints(self):
+        """Keeps `keep_checkpoints` rate checkpoints: the best (the one the search
+        restores and returns) and the most recently saved others."""
+        keep = self.params.keep_checkpoints
+        if keep is None:
+            return
+        best = self.search.best_checkpoint()
+        recent = sorted(
+            (entry for entry in self.search.rates.values() if entry["checkpoint"] != best),
+            key=lambda entry: entry["epoch"],
+            reverse=True,
+        )
+        for entry in recent[keep - 1 :]:
+            self.store.delete(entry["checkpoint"])
 
     def _sanitize_optimizer(self, model, force):
         """Fresh optimizer slots after a fault, or when the slots are not finite."""
