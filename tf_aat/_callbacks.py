@@ -40,6 +40,7 @@ class CompressionCallback(keras.callbacks.Callback):
                 f"{type(compression_ctrl).__name__}"
             )
         _distribute.check_created_in_scope(compression_ctrl, "CompressionCallback")
+        _distribute.check_fit_supported(compression_ctrl, "CompressionCallback")
         self.compression_ctrl = compression_ctrl
         # A schedule that moves with every optimizer step (sparsity's
         # `update_per_optimizer_step`) is stepped before each batch; the others

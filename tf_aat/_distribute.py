@@ -144,3 +144,23 @@ def agree_across_workers(model, value):
     if abs(mean[1] - mean[0] ** 2) > 1e-9 * max(1.0, mean[1]):
         return float(mean[0]), own
     return None
+
+
+def check_fit_supported(ctrl, where):
+    """At a callback's creation: Keras 3's `fit` cannot train under a multi-worker
+    strategy (it fails before any callback runs), so refuse with the workaround."""
+    import keras
+
+    model = controlled_model(ctrl)
+    strategy = training_strategy(model) if model is not None else None
+    if not is_multi_worker(strategy):
+        return
+    raise ValueError(
+        f"{where} drives model.fit(), which Keras {keras.version()} cannot run under "
+        "MultiWorkerMirroredStrategy: fit() reduces the first batch with strategy.reduce, "
+        "which this strategy refuses for an (x, y) batch (keras-team/keras#20585), and "
+        "train_on_batch() fails next in reduce_per_replica. Drive the search with "
+        "tf_aat.create_accuracy_aware_training_loop and a train_epoch_fn whose training "
+        "step runs through strategy.run (see the README section 'Training on several "
+        "devices')."
+    )

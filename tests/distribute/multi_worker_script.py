@@ -90,19 +90,16 @@ def main(log_dir, result_path, driver="runner", resume=False, crash_at=None):
         )
         result = loop.result
     else:
-        keras.config.disable_traceback_filtering()  # the test reads where it fails
-        callback = tf_aat.AccuracyAwareCallback(
-            ctrl, config, uncompressed, log_dir=log_dir, resume=resume, verbose=0
-        )
+        # tf_aat refuses the callback at once; plain fit shows the upstream reason.
+        try:
+            tf_aat.AccuracyAwareCallback(ctrl, config, uncompressed, log_dir=log_dir, verbose=0)
+        except ValueError as error:
+            print(f"AccuracyAwareCallback refused: {error}", flush=True)
+        keras.config.disable_traceback_filtering()  # the test reads where fit fails
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(digits.BATCH_SIZE)
-        compressed.fit(
-            dataset,
-            validation_data=(x_val, y_val),
-            epochs=10,
-            verbose=0,
-            callbacks=[callback],
-        )
-        result = callback.result
+        compressed.fit(dataset, epochs=1, verbose=0)
+        print("model.fit trained under MultiWorkerMirroredStrategy", flush=True)
+        return
     np.savez(result_path + ".weights.npz", *compressed.get_weights())
     with open(result_path, "w", encoding="utf-8") as file:
         json.dump(

@@ -105,19 +105,22 @@ def test_a_killed_run_resumes_on_both_workers_to_the_same_result(uninterrupted, 
 
 
 @pytest.mark.slow
-def test_fit_with_the_callback_fails_upstream(tmp_path):
-    """Pins the upstream bug that keeps `model.fit` (so the callback) off
-    MultiWorkerMirroredStrategy: Keras 3.15.1 with TensorFlow 2.21.0 (and Keras's
-    main branch as of August 2026) reduces the first batch's nested `(x, y)` with
-    `strategy.reduce("MEAN", ...)` in `Trainer._maybe_symbolic_build`, which
-    CollectiveAllReduceStrategy cannot do: "ValueError: Attempt to convert a value
-    (PerReplica:{...}) with an unsupported type (PerReplica) to a Tensor."
-    (keras-team/keras#20585, tensorflow/tensorflow#72388). `train_on_batch` fails
-    next, in `reduce_per_replica` ("Invalid reduction dimension 0 for input with 0
-    dimensions"). When this test fails because fit now runs, the callback works under
-    MultiWorkerMirroredStrategy: turn this into a callback run like the runner's."""
+def test_the_callbacks_are_refused_because_fit_fails_upstream(tmp_path):
+    """tf_aat refuses AccuracyAwareCallback (and CompressionCallback) at creation under a
+    multi-worker strategy because Keras's `fit` cannot train there: Keras 3.15.1 with
+    TensorFlow 2.21.0 (and Keras's main branch as of August 2026) reduces the first
+    batch's nested `(x, y)` with `strategy.reduce("MEAN", ...)` in
+    `Trainer._maybe_symbolic_build`, which CollectiveAllReduceStrategy cannot do:
+    "ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported type
+    (PerReplica) to a Tensor." (keras-team/keras#20585, tensorflow/tensorflow#72388);
+    `train_on_batch` fails next, in `reduce_per_replica` ("Invalid reduction dimension
+    0 for input with 0 dimensions"). This test pins that: when it fails because plain
+    fit now trains, drop `_distribute.check_fit_supported` and run the callback here."""
     ran, _ = _start(tmp_path, "callback", [tmp_path / "a", tmp_path / "b"], "--driver=callback")
     for code, output in ran:
+        assert "AccuracyAwareCallback refused: AccuracyAwareCallback drives model.fit()" in output
+        assert "create_accuracy_aware_training_loop" in output
+        assert "model.fit trained" not in output
         assert code not in (0, None), output[-3000:]
         assert "_maybe_symbolic_build" in output, output[-3000:]
         assert "with an unsupported type" in output and "PerReplica" in output

@@ -120,6 +120,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         self.accuracy_aware_params = resolve_accuracy_aware_params(config)
         check_controller(compression_ctrl, self.accuracy_aware_params)
         _distribute.check_created_in_scope(compression_ctrl, "AccuracyAwareCallback")
+        _distribute.check_fit_supported(compression_ctrl, "AccuracyAwareCallback")
         self.uncompressed_model_accuracy = metric_value(
             uncompressed_model_accuracy, "uncompressed_model_accuracy"
         )
