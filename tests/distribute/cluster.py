@@ -28,7 +28,7 @@ def free_ports(count):
 
 
 def run_workers(script, worker_args, timeout, grace=20.0):
-    """Runs `script` once per entry of `worker_args` (a list of argument lists), as
+    """Runs `script` (a path, or a `["-m", "module"]` list) once per entry of `worker_args` (a list of argument lists), as
     the workers of one cluster; returns `[(returncode, output)]` in task order
     (stdout and stderr together).
 
@@ -51,7 +51,7 @@ def run_workers(script, worker_args, timeout, grace=20.0):
             logs.append(log)
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, script, *args],
+                    [sys.executable, *([script] if isinstance(script, str) else script), *args],
                     cwd=ROOT,
                     env=env,
                     stdout=log,
