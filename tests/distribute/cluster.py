@@ -43,7 +43,9 @@ def run_workers(script, worker_args, timeout, grace=20.0):
         for index, args in enumerate(worker_args):
             env = dict(
                 os.environ,
-                TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                TF_CONFIG=json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
                 TF_CPP_MIN_LOG_LEVEL="3",
                 CUDA_VISIBLE_DEVICES="",
             )

@@ -65,17 +65,21 @@ def run(strategy, baseline, train, validation, log_dir):
         callbacks=[callback, agreement],
     )
     result = callback.result
-    return ctrl, compressed, {
-        "rates": [row["rate"] for row in result.history],
-        "metrics": [row["metric"] for row in result.history],
-        "final_rate": result.compression_rate,
-        "criterion_met": result.criterion_met,
-        "accuracy": compressed.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"],
-        "predictions": compressed.predict(x_val[:64], verbose=0).tolist(),
-        "replica_spread": agreement.worst,
-        "ctrl_rate": float(ctrl.compression_rate),
-        "num_replicas": strategy.num_replicas_in_sync,
-    }
+    return (
+        ctrl,
+        compressed,
+        {
+            "rates": [row["rate"] for row in result.history],
+            "metrics": [row["metric"] for row in result.history],
+            "final_rate": result.compression_rate,
+            "criterion_met": result.criterion_met,
+            "accuracy": compressed.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"],
+            "predictions": compressed.predict(x_val[:64], verbose=0).tolist(),
+            "replica_spread": agreement.worst,
+            "ctrl_rate": float(ctrl.compression_rate),
+            "num_replicas": strategy.num_replicas_in_sync,
+        },
+    )
 
 
 def plain_batch_norm(strategy, train):
@@ -110,9 +114,7 @@ def misuse(strategy, train):
     with strategy.scope():
         digits.compile_model(model)  # compiled inside, created outside
     try:
-        model.fit(
-            x[:64], y[:64], epochs=1, verbose=0, callbacks=[tf_aat.CompressionCallback(ctrl)]
-        )
+        model.fit(x[:64], y[:64], epochs=1, verbose=0, callbacks=[tf_aat.CompressionCallback(ctrl)])
         errors["compiled_inside_fit"] = None
     except ValueError as error:
         errors["compiled_inside_fit"] = str(error)

@@ -21,6 +21,7 @@ def _short_config(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices(tmp_path):
     out = run_module(
         "examples.compress",
