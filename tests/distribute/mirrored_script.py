@@ -29,12 +29,14 @@ class ReplicaAgreement(keras.callbacks.Callback):
     """After every epoch (and the search's decision), the largest difference between
     replicas of each non-trainable variable: masks, ranges, BN statistics."""
 
-    def __init__(self):
+    def __init__(self, trainable=False):
         super().__init__()
         self.worst = {}
+        self.trainable = trainable
 
     def on_epoch_end(self, epoch, logs=None):
-        for variable in self.model.non_trainable_variables:
+        variables = self.model.weights if self.trainable else self.model.non_trainable_variables
+        for variable in variables:
             values = digits.replica_values(variable)
             spread = max(float(np.max(np.abs(v - values[0]))) for v in values)
             self.worst[variable.path] = max(self.worst.get(variable.path, 0.0), spread)
@@ -103,6 +105,47 @@ def plain_batch_norm(strategy, train):
         callbacks=[tf_aat.CompressionCallback(ctrl), agreement],
     )
     return agreement.worst
+
+
+SPARSITY = {
+    "magnitude_sparsity": {
+        "algorithm": "magnitude_sparsity",
+        "sparsity_init": 0.2,
+        "params": {"schedule": "polynomial", "sparsity_target": 0.5, "sparsity_target_epoch": 1},
+    },
+    "rb_sparsity": {
+        "algorithm": "rb_sparsity",
+        "sparsity_init": 0.2,
+        "params": {"sparsity_target": 0.5, "sparsity_target_epoch": 1},
+    },
+}
+
+
+def sparsity(strategy, train):
+    """Each sparsity algorithm (with quantization) for two short epochs: the largest
+    difference between replicas of its masks (magnitude's 0/1, RB's trained logits)."""
+    (x, y) = train
+    spreads = {}
+    for name, section in SPARSITY.items():
+        with strategy.scope():
+            ctrl, model = tf_aat.create_compressed_model(
+                digits.make_model(), {"compression": [section, {"algorithm": "quantization"}]}
+            )
+            digits.compile_model(model)
+        agreement = ReplicaAgreement(trainable=True)
+        model.fit(
+            x[:128],
+            y[:128],
+            batch_size=digits.BATCH_SIZE,
+            epochs=2,
+            verbose=0,
+            callbacks=[tf_aat.CompressionCallback(ctrl), agreement],
+        )
+        spreads[name] = {
+            "rate": float(ctrl.compression_rate),
+            "masks": {k: v for k, v in agreement.worst.items() if k.endswith("/mask")},
+        }
+    return spreads
 
 
 def misuse(strategy, train):
@@ -184,6 +227,7 @@ def main(out_dir):
             {
                 "plain_batch_norm_spread": plain_batch_norm(mirrored, train),
                 "misuse": misuse(mirrored, train),
+                "sparsity": sparsity(mirrored, train),
                 "stripped_outside_distributed": type(stripped_outside.weights[0].value).__name__,
                 "single": single,
                 "mirrored": distributed,

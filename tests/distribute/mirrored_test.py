@@ -54,6 +54,14 @@ def test_masks_ranges_and_statistics_agree_across_replicas(measured):
     assert plain == {path: 0.0 for path in plain}
 
 
+def test_sparsity_masks_agree_across_replicas(measured):
+    for name, measured_sparsity in measured["sparsity"].items():
+        assert measured_sparsity["rate"] == pytest.approx(0.5), name  # the schedule ran
+        masks = measured_sparsity["masks"]
+        assert len(masks) >= 3, name  # conv1, conv2 and the classifier's kernels
+        assert masks == {path: 0.0 for path in masks}, name
+
+
 def test_the_result_matches_one_device(measured):
     single, mirrored = measured["single"], measured["mirrored"]
     # Same decisions: the rates tried, the rate returned, the criterion.
