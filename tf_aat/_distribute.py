@@ -132,8 +132,9 @@ def worker_description(model):
 
 
 def agree_across_workers(model, value):
-    """Every worker's `value` (a small number) when they all hold the same one, else a
-    `(mean, own)` pair: a collective all-reduce of `value` and its square."""
+    """None when every worker holds the same `value` (a small number) or there is one
+    worker, else `(the workers' mean, this worker's value)`. Every worker must call it
+    (a collective all-reduce of `value` and its square)."""
     strategy = training_strategy(model)
     if not is_multi_worker(strategy):
         return None

@@ -117,6 +117,19 @@ def test_the_resumed_result_is_the_uninterrupted_one(killed_and_resumed, tmp_pat
 
 
 @pytest.mark.slow
+def test_workers_that_would_start_at_different_epochs_stop(killed_and_resumed, tmp_path):
+    _, _, fixture_path = killed_and_resumed
+    # The chief finds its finished search; the other worker sees no state at all.
+    ran, _ = _start(
+        tmp_path, "mismatched", [fixture_path / "chief_log", tmp_path / "empty"], "--resume"
+    )
+    for code, output in ran:
+        assert code not in (0, None), output[-3000:]
+        assert "start the search at different epochs" in output, output[-3000:]
+        assert "shared filesystem" in output
+
+
+@pytest.mark.slow
 def test_the_callbacks_are_refused_because_fit_fails_upstream(tmp_path):
     """tf_aat refuses AccuracyAwareCallback (and CompressionCallback) at creation under a
     multi-worker strategy because Keras's `fit` cannot train there: Keras 3.15.1 with
