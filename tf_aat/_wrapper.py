@@ -234,7 +234,7 @@ def _replica_mean(value):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return value
-    if not keras.backend.is_float_dtype(value.dtype):  # a counter: the same on every replica
+    if not tf.as_dtype(value.dtype).is_floating:  # a counter: the same on every replica
         return value
     return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
