@@ -12,6 +12,7 @@ writes a report (summary.md, metrics.json, the search plot) into --log_dir.
 
 import json
 import os
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,7 +22,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
-from examples import data, models, training  # noqa: E402
+from examples import data, models, strategies, training  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -62,6 +63,16 @@ flags.DEFINE_string("baseline", None, "Cached baseline .keras (default: <log_dir
 flags.DEFINE_enum(
     "driver", "callback", ["callback", "runner"], "Drive the search by callback or runner."
 )
+flags.DEFINE_enum(
+    "strategy",
+    "default",
+    list(strategies.STRATEGIES),
+    "tf.distribute strategy: one device; mirrored (the GPUs of this machine); "
+    "multi_worker (the machines in TF_CONFIG; needs --driver=runner).",
+)
+flags.DEFINE_integer(
+    "cpu_devices", 0, "Split the CPU into this many logical devices (try --strategy=mirrored)."
+)
 flags.DEFINE_bool("resume", False, "Continue a killed search from --log_dir.")
 flags.DEFINE_bool("export", True, "Export the stripped model to int8 TFLite and evaluate it.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
@@ -81,8 +92,11 @@ def hold_out(x_train, y_train, count, seed):
     return (x_train[keep], y_train[keep]), (x_train[held], y_train[held])
 
 
-def baseline_model(x_train, y_train, x_test, y_test, batch_size):
+def baseline_model(x_train, y_train, x_test, y_test, batch_size, chief=True):
     path = FLAGS.baseline or os.path.join(FLAGS.log_dir, "baseline.keras")
+    if not chief and not os.path.exists(path):
+        # Trained on every worker alike (seeded); only the chief's copy is kept.
+        path = os.path.join(tempfile.mkdtemp(), "baseline.keras")
     cached = os.path.exists(path)
     model = training.load_or_train(
         path,
@@ -101,7 +115,9 @@ def baseline_model(x_train, y_train, x_test, y_test, batch_size):
     return model, path, cached
 
 
-def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, batch_size):
+def search(
+    ctrl, compressed, teacher, config, baseline_accuracy, train, test, batch_size, strategy
+):
     params = config.accuracy_aware_training
     if params is None:
         raise ValueError(
@@ -112,12 +128,13 @@ def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, ba
     search_dir = os.path.join(FLAGS.log_dir, "search")
     # With --distill, fit() trains the Distiller, whose student is `compressed`.
     trainer = training.distiller(teacher, compressed) if FLAGS.distill else compressed
-    training.compile_classifier(
-        trainer,
-        FLAGS.finetune_learning_rate or FLAGS.learning_rate,
-        FLAGS.optimizer,
-        weight_decay=FLAGS.weight_decay,
-    )
+    with strategy.scope():  # the optimizer's variables belong to the strategy too
+        training.compile_classifier(
+            trainer,
+            FLAGS.finetune_learning_rate or FLAGS.learning_rate,
+            FLAGS.optimizer,
+            weight_decay=FLAGS.weight_decay,
+        )
     train_data = training.train_data(train[0], train[1], batch_size, FLAGS.augment, FLAGS.seed)
     if FLAGS.driver == "callback":
         callback = tf_aat.AccuracyAwareCallback(
@@ -138,13 +155,26 @@ def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, ba
         )
         return compressed, callback.result
 
+    if strategies.is_multi_worker(strategy):
+        train_epoch = strategies.epoch_trainer(
+            strategy,
+            trainer,
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none"),
+        )
+    else:
+
+        def train_epoch(dataset):
+            trainer.fit(dataset, epochs=1, shuffle=False, verbose=FLAGS.verbose)
+
     def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        trainer.fit(train_data, epochs=1, shuffle=False, verbose=FLAGS.verbose)
+        return train_epoch(train_data)
 
     def validate_fn(model, epoch):
         return training.accuracy(model, test[0], test[1], batch_size)
 
-    loop = tf_aat.create_accuracy_aware_training_loop(config, ctrl, baseline_accuracy)
+    loop = tf_aat.create_accuracy_aware_training_loop(
+        config, ctrl, baseline_accuracy, verbose=int(strategies.is_chief(strategy))
+    )
     model = loop.run(
         compressed,
         train_epoch_fn,
@@ -159,6 +189,20 @@ def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, ba
 def main(argv):
     del argv
     FLAGS.log_dir = FLAGS.log_dir or DEFAULT_LOG_DIR
+    if FLAGS.strategy == "multi_worker" and FLAGS.driver != "runner":
+        raise ValueError(
+            "--strategy=multi_worker needs --driver=runner: Keras's model.fit (and so the "
+            "callback) cannot train under MultiWorkerMirroredStrategy (keras-team/keras"
+            f"#20585). Received: --driver={FLAGS.driver}"
+        )
+    if FLAGS.strategy != "default" and FLAGS.distill:
+        raise ValueError(
+            "--distill runs on one device only (the Distiller is not tested under "
+            f"tf.distribute). Received: --strategy={FLAGS.strategy} --distill"
+        )
+    # First: logical devices and multi-worker collectives are set up before TF runs.
+    strategy = strategies.make(FLAGS.strategy, FLAGS.cpu_devices)
+    chief = strategies.is_chief(strategy)
     keras.utils.set_random_seed(FLAGS.seed)
     os.makedirs(FLAGS.log_dir, exist_ok=True)
     started = time.time()
@@ -175,12 +219,15 @@ def main(argv):
     else:
         x_val, y_val = x_test, y_test
     model, baseline_path, baseline_cached = baseline_model(
-        x_train, y_train, x_val, y_val, batch_size
+        x_train, y_train, x_val, y_val, batch_size, chief
     )
     baseline_accuracy = training.accuracy(model, x_val, y_val, batch_size)
     print(f"Baseline accuracy: {baseline_accuracy:.4f}")
 
-    ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
+    if strategy.num_replicas_in_sync > 1:
+        print(f"Training with {type(strategy).__name__} on {strategy.num_replicas_in_sync} replicas")
+    with strategy.scope():  # the compressed model's variables belong to the strategy
+        ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
     compressed, result = search(
         ctrl,
         compressed,
@@ -190,7 +237,14 @@ def main(argv):
         (x_train, y_train),
         (x_val, y_val),
         batch_size,
+        strategy,
     )
+    if not chief:
+        print(
+            f"Search finished on this worker at rate {result.compression_rate}; the chief "
+            f"writes the report and the models into {FLAGS.log_dir}."
+        )
+        return
     statistics = ctrl.statistics()
     print(statistics)
     masked_accuracy = training.accuracy(compressed, x_val, y_val, batch_size)

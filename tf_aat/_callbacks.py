@@ -2,6 +2,7 @@
 
 import keras
 
+from tf_aat import _distribute
 from tf_aat._controller import has_rate
 
 
@@ -38,6 +39,8 @@ class CompressionCallback(keras.callbacks.Callback):
                 "`tf_aat.create_compressed_model` (it needs its `scheduler`). Received: "
                 f"{type(compression_ctrl).__name__}"
             )
+        _distribute.check_created_in_scope(compression_ctrl, "CompressionCallback")
+        _distribute.check_fit_supported(compression_ctrl, "CompressionCallback")
         self.compression_ctrl = compression_ctrl
         # A schedule that moves with every optimizer step (sparsity's
         # `update_per_optimizer_step`) is stepped before each batch; the others
@@ -47,6 +50,9 @@ class CompressionCallback(keras.callbacks.Callback):
 
     def _step(self, batch, logs=None):
         self.compression_ctrl.scheduler.step()
+
+    def on_train_begin(self, logs=None):
+        _distribute.check_training_strategy(self.model, "CompressionCallback")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.compression_ctrl.scheduler.epoch_step(epoch)

@@ -172,7 +172,7 @@ class CompressionWrapper(keras.layers.Wrapper):
                 continue
             value = scope.get_current_value(variable)
             if value is not None:
-                variable.assign(value)
+                variable.assign(_replica_mean(value))
         return outputs
 
     @staticmethod
@@ -225,6 +225,23 @@ class CompressionWrapper(keras.layers.Wrapper):
             for name, transforms in (config.get("weight_transforms") or {}).items()
         }
         return cls(**config)
+
+
+def _replica_mean(value):
+    """`value` averaged over the replicas of a `tf.distribute` strategy (else as it is).
+
+    The wrapped layer's own state updates (BatchNormalization's moving mean and
+    variance, created by Keras without aggregation) would otherwise keep each
+    replica's own statistics, and replicas would drift apart.
+    """
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    if not tf.as_dtype(value.dtype).is_floating:  # a counter: the same on every replica
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
 def bake_weight_transforms(model, selects):

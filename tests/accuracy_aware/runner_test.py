@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -162,9 +163,18 @@ def test_log_dir_gets_checkpoints_summary_plot_and_tensorboard(tmp_path):
     assert {"accuracy_aware_state.json", "accuracy_aware_summary.txt"} <= files
     assert {"accuracy_aware_result.json", "accuracy_aware.png"} <= files
     checkpoints = set(os.listdir(tmp_path / "checkpoints"))
-    assert f"{checkpoint_key(0.25)}.weights.npz" in checkpoints
-    with open(tmp_path / "checkpoints" / f"{checkpoint_key(0.25)}.json") as file:
-        assert json.load(file)["controller_state"]["compression_rate"] == 0.25
+    # The rate to the grid's precision (its 0.025 step: 3 decimals) plus a unique suffix.
+    [stem] = [
+        f[: -len(".json")]
+        for f in checkpoints
+        if f.startswith("rate_0.250_") and f.endswith(".json")
+    ]
+    assert re.fullmatch(r"rate_0\.250_[0-9a-f]{8}", stem)
+    assert f"{stem}.weights.npz" in checkpoints
+    with open(tmp_path / "checkpoints" / f"{stem}.json") as file:
+        entry = json.load(file)
+    assert entry["controller_state"]["compression_rate"] == 0.25
+    assert entry["key"] == checkpoint_key(0.25)
     assert "0.25" in (tmp_path / "accuracy_aware_summary.txt").read_text()
     assert len([f for f in checkpoints if f.startswith("last_")]) == 2  # .weights.npz + .json
 

@@ -4,6 +4,7 @@ import logging
 
 import keras
 
+from tf_aat import _distribute
 from tf_aat.accuracy_aware._driver import SearchDriver, check_controller, metric_value
 from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
 from tf_aat.accuracy_aware._runner import resolve_accuracy_aware_params
@@ -118,6 +119,8 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         self.config = config
         self.accuracy_aware_params = resolve_accuracy_aware_params(config)
         check_controller(compression_ctrl, self.accuracy_aware_params)
+        _distribute.check_created_in_scope(compression_ctrl, "AccuracyAwareCallback")
+        _distribute.check_fit_supported(compression_ctrl, "AccuracyAwareCallback")
         self.uncompressed_model_accuracy = metric_value(
             uncompressed_model_accuracy, "uncompressed_model_accuracy"
         )
@@ -156,6 +159,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         return _mode_from_model(self.model, self.monitor) or _mode_from_name(self.monitor)
 
     def on_train_begin(self, logs=None):
+        _distribute.check_training_strategy(self.model, "AccuracyAwareCallback")
         self.result = None
         self._skipped_train_function = None
         scaler = LearningRateScaler(getattr(self.model, "optimizer", None))

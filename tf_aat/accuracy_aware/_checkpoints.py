@@ -10,6 +10,7 @@ recomputing masks, so weights, masks and `ctrl.compression_rate` agree.
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -164,6 +165,47 @@ def optimizer_state_variables(optimizer):
     return [v for v in optimizer.variables if v is not learning_rate]
 
 
+def grid_decimals(params):
+    """Decimals that write every rate the search steps to exactly: those of its finest
+    step (`compression_rate_step` times `step_reduction_factor` as long as the step is
+    not below `minimal_compression_rate_step`), at least 1 and at most 6."""
+    step = float(params.compression_rate_step)
+    factor = float(params.step_reduction_factor)
+    minimal = float(params.minimal_compression_rate_step)
+    decimals = 1
+    while step >= minimal * (1 - 1e-9) and decimals < 6:
+        decimals = max(
+            decimals, next((d for d in range(1, 7) if abs(round(step, d) - step) < 1e-9), 6)
+        )
+        step *= factor
+    return decimals
+
+
+def _rate_of_key(key):
+    """The rate a `rate_...` checkpoint key encodes exactly, or None for other keys."""
+    if not key.startswith("rate_"):
+        return None
+    try:
+        return float(key[5:].replace("p", ".").replace("m", "-"))
+    except ValueError:
+        return None
+
+
+def checkpoint_file_stem(key, decimals=3):
+    """The file name (without extension) of checkpoint `key`.
+
+    A rate's checkpoint reads as the rate to the search grid's precision plus
+    8 hex digits of a hash of the exact rate, e.g. `rate_0.275_5c1d3f2a`
+    (rates that round alike keep apart); other keys (`start`, `last_3`) are
+    their own names.
+    """
+    rate = _rate_of_key(key)
+    if rate is None:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+    return f"rate_{rate:.{decimals}f}_{digest}"
+
+
 class CheckpointStore:
     """Saves and restores checkpoints by key, in memory or in a directory.
 
@@ -171,22 +213,37 @@ class CheckpointStore:
         directory: where to write `<key>.weights.npz`, `<key>.json` (and
             `<key>.optimizer.npz` for resume points); None
             keeps the checkpoints in memory (lost when the process ends).
+        read_only: keep new checkpoints in memory and only read `directory`
+            (a non-chief worker of a multi-worker run: the chief writes the
+            files, every worker resumes from them).
+        decimals: decimals of the rate in a rate checkpoint's file name (see
+            `checkpoint_file_stem`).
+
+    Checkpoints written by tf_aat 0.1.0 under the key itself
+    (`rate_0p2137....json`) are still found when a search resumes.
     """
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, read_only=False, decimals=3):
         self.directory = directory
+        self.read_only = bool(read_only) and directory is not None
+        self.decimals = int(decimals)
         self._memory = {}
-        if directory is not None:
-            os.makedirs(directory, exist_ok=True)
+
+    def _stem(self, key):
+        stem = checkpoint_file_stem(key, self.decimals)
+        if stem != key and not os.path.exists(os.path.join(self.directory, f"{stem}.json")):
+            if os.path.exists(os.path.join(self.directory, f"{key}.json")):
+                return key  # written by tf_aat 0.1.0, under the key itself
+        return stem
 
     def weights_path(self, key):
-        return os.path.join(self.directory, f"{key}.weights.npz")
+        return os.path.join(self.directory, f"{self._stem(key)}.weights.npz")
 
     def _metadata_path(self, key):
-        return os.path.join(self.directory, f"{key}.json")
+        return os.path.join(self.directory, f"{self._stem(key)}.json")
 
     def _optimizer_path(self, key):
-        return os.path.join(self.directory, f"{key}.optimizer.npz")
+        return os.path.join(self.directory, f"{self._stem(key)}.optimizer.npz")
 
     def save(self, key, model, ctrl, optimizer=None, **metadata):
         """Saves the model and the controller under `key`.
@@ -195,12 +252,13 @@ class CheckpointStore:
         the step count (so learning-rate schedules continue where they were)
         and the slots (momentum, Adam moments).
         """
-        entry = {"controller_state": controller_state(ctrl), **metadata}
-        if self.directory is None:
+        entry = {"key": key, "controller_state": controller_state(ctrl), **metadata}
+        if self.directory is None or self.read_only:
             self._memory[key] = ([w.copy() for w in model.get_weights()], entry)
             return None
         # `model.get_weights()`, not `model.save_weights()`: Keras puts the
         # optimizer's variables into the latter and `load_weights` restores them.
+        os.makedirs(self.directory, exist_ok=True)
         path = self.weights_path(key)
         with _atomic_file(path) as file:
             np.savez(file, *model.get_weights())
@@ -240,7 +298,7 @@ class CheckpointStore:
 
         With `optimizer`, also its variables if they were saved with the key.
         """
-        if self.directory is None:
+        if self.directory is None or key in self._memory:
             if key not in self._memory:
                 raise KeyError(f"No checkpoint was saved under the key {key!r}.")
             weights, entry = self._memory[key]
@@ -259,13 +317,19 @@ class CheckpointStore:
                     "or with a new log_dir."
                 )
             entry = _load_json(metadata_path, "checkpoint")
+            if entry.get("key", key) != key:
+                raise CheckpointError(
+                    f"The checkpoint file {metadata_path} holds the checkpoint "
+                    f"{entry.get('key')!r}, not {key!r}: two rates share its name. Start "
+                    "the search again in a new log_dir."
+                )
             model.set_weights(_load_npz(self.weights_path(key), "checkpoint weights"))
             self._restore_optimizer(key, model, optimizer)
         load_controller_state(ctrl, entry["controller_state"])
         return entry
 
     def delete(self, key):
-        if self.directory is None:
+        if self.directory is None or self.read_only:
             self._memory.pop(key, None)
             return
         for path in (self.weights_path(key), self._metadata_path(key), self._optimizer_path(key)):

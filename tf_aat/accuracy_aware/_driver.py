@@ -12,10 +12,12 @@ import os
 
 import numpy as np
 
+from tf_aat import _distribute
 from tf_aat._errors import ConfigError
 from tf_aat.accuracy_aware._checkpoints import (
     CheckpointError,
     CheckpointStore,
+    grid_decimals,
     load_controller_state,
     non_finite_variables,
     reset_optimizer_slots,
@@ -152,13 +154,15 @@ class SearchDriver:
         self.dump_checkpoint_fn = dump_checkpoint_fn
         self.load_checkpoint_fn = load_checkpoint_fn
         self.store = CheckpointStore(
-            os.path.join(log_dir, "checkpoints") if log_dir is not None else None
+            os.path.join(log_dir, "checkpoints") if log_dir is not None else None,
+            decimals=grid_decimals(params),
         )
         self.tensorboard = TensorBoardLogger(tensorboard_writer, log_dir)
         self.scaler = None
         self.search = None
         self.user_checkpoints = {}
         self._last_key = None
+        self.writes_files = True
 
     # -------------------------------------------------------------- phases
 
@@ -166,6 +170,48 @@ class SearchDriver:
         """Starts or resumes the search; returns the next epoch's index."""
         self.scaler = scaler
         self._owner = owner
+        self._setup_workers(model)
+        epoch = self._begin(model)
+        self._check_workers_agree(model)
+        return epoch
+
+    def _setup_workers(self, model):
+        """Under MultiWorkerMirroredStrategy only the chief writes files; the other
+        workers keep their checkpoints in memory and resume from the chief's."""
+        self.writes_files = _distribute.writes_files(model)
+        if self.writes_files:
+            return
+        if self.dump_checkpoint_fn is not None or self.load_checkpoint_fn is not None:
+            raise ValueError(
+                "dump_checkpoint_fn and load_checkpoint_fn are not supported under "
+                "MultiWorkerMirroredStrategy: only the chief would write the user's "
+                "checkpoints, and the other workers could not load them. Leave them out; "
+                "the search's own checkpoints restore the weights, masks and rate on "
+                "every worker."
+            )
+        if self.log_dir is not None:
+            self.store = CheckpointStore(
+                os.path.join(self.log_dir, "checkpoints"),
+                read_only=True,
+                decimals=self.store.decimals,
+            )
+        self.tensorboard = TensorBoardLogger(None, None)
+
+    def _check_workers_agree(self, model):
+        """Every worker must start from the same point (a resume reads the chief's files)."""
+        disagreement = _distribute.agree_across_workers(model, self.search.epochs_trained)
+        if disagreement is not None:
+            mean, own = disagreement
+            raise CheckpointError(
+                f"The workers of this MultiWorkerMirroredStrategy run start the search at "
+                f"different epochs: {_distribute.worker_description(model)} at epoch "
+                f"{own:g}, the workers' mean {mean:g}. With resume=True every worker reads "
+                f"the chief's files in log_dir={self.log_dir!r}: give all workers the same "
+                "log_dir on a shared filesystem (or a copy of the chief's), or start anew "
+                "with resume=False on every worker."
+            )
+
+    def _begin(self, model):
         state_path = self._state_path()
         if self.resume and state_path and os.path.exists(state_path):
             state = self._read_state(state_path)
@@ -176,7 +222,7 @@ class SearchDriver:
             self.store.restore(self._last_key, model, self.ctrl, optimizer=self._optimizer(model))
             if not self.search.scheduler_active:
                 self._disable_scheduler()
-            scaler.apply(self.search.learning_rate_scale)
+            self.scaler.apply(self.search.learning_rate_scale)
             if self.search.finished:
                 # The result's own checkpoint, not one more epoch of training.
                 self.store.restore(self.search.final_key or START_KEY, model, self.ctrl)
@@ -264,7 +310,7 @@ class SearchDriver:
         logger.info("%s", summary)
         if self.verbose:
             print(summary, flush=True)
-        if self.log_dir is not None:
+        if self.log_dir is not None and self.writes_files:
             with open(os.path.join(self.log_dir, SUMMARY_FILE), "w", encoding="utf-8") as file:
                 file.write(summary + "\n")
             write_json_atomically(os.path.join(self.log_dir, RESULT_FILE), result.to_dict())
@@ -293,8 +339,13 @@ class SearchDriver:
 
     def _check_same_config(self, saved, path):
         """Refuses to resume a state saved with other search settings."""
+        # How many checkpoints stay on disk may change between the runs.
         now = {
-            **{f"accuracy_aware_training.{k}": v for k, v in self.params.to_dict().items()},
+            **{
+                f"accuracy_aware_training.{k}": v
+                for k, v in self.params.to_dict().items()
+                if k != "keep_checkpoints"
+            },
             "uncompressed_model_accuracy": self.uncompressed_metric,
             "mode (min/max)": self.metric_mode,
         }
@@ -358,6 +409,7 @@ class SearchDriver:
                 path = self.dump_checkpoint_fn(model, self.ctrl, self._owner, self.log_dir)
                 if path is not None:
                     self.user_checkpoints[decision.save_checkpoint] = str(path)
+            self._drop_old_checkpoints()
         if decision.disable_scheduler:
             self._disable_scheduler()
         if decision.restore_checkpoint is not None:
@@ -377,6 +429,21 @@ class SearchDriver:
             self.ctrl.compression_rate = decision.compression_rate
         if decision.learning_rate_scale is not None:
             self.scaler.apply(decision.learning_rate_scale)
+
+    def _drop_old_checkpoints(self):
+        """Keeps `keep_checkpoints` rate checkpoints: the best (the one the search
+        restores and returns) and the most recently saved others."""
+        keep = self.params.keep_checkpoints
+        if keep is None:
+            return
+        best = self.search.best_checkpoint()
+        recent = sorted(
+            (entry for entry in self.search.rates.values() if entry["checkpoint"] != best),
+            key=lambda entry: entry["epoch"],
+            reverse=True,
+        )
+        for entry in recent[keep - 1 :]:
+            self.store.delete(entry["checkpoint"])
 
     def _sanitize_optimizer(self, model, force):
         """Fresh optimizer slots after a fault, or when the slots are not finite."""
@@ -404,7 +471,7 @@ class SearchDriver:
         atomically, so a run killed at any point resumes from a consistent
         pair; the previous "last" checkpoint is deleted afterwards.
         """
-        if self.log_dir is None:
+        if self.log_dir is None or not self.writes_files:
             return
         key = f"last_{self.search.epochs_trained}"
         self.store.save(

@@ -60,6 +60,9 @@ class AccuracyAwareParams:
             NNCF 2.4 did). Saves up to `patience_epochs - 1` epochs per
             passing rate, at the cost of less fine-tuning of the rates the
             search goes on from.
+        keep_checkpoints: how many rate checkpoints stay in `log_dir`: the
+            best one (what the search restores and returns) and the most
+            recently saved others; older ones are deleted. None keeps all.
     """
 
     mode: str = ADAPTIVE_COMPRESSION_LEVEL
@@ -75,6 +78,7 @@ class AccuracyAwareParams:
     maximal_compression_rate: float = 1.0
     minimal_compression_rate: float = 0.0
     advance_on_pass: bool = False
+    keep_checkpoints: int | None = None
 
     def accuracy_budget(self, uncompressed_metric, lower_is_better=False):
         """Returns the worst metric value that meets the criterion.
@@ -142,6 +146,7 @@ _SHARED_KEYS = (
     "maximal_compression_rate",
     "minimal_compression_rate",
     "advance_on_pass",
+    "keep_checkpoints",
 )
 _SEED_KEYS = _SHARED_KEYS + (
     "maximal_accuracy_degradation",
@@ -208,6 +213,22 @@ def _boolean(section, key, key_path, default):
     return value
 
 
+def _keep_checkpoints(section, key_path):
+    value = section.get("keep_checkpoints")
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            _path(key_path, "keep_checkpoints"),
+            "an integer >= 1 (how many rate checkpoints stay in log_dir; the best one is "
+            "always kept) or null (keep all)",
+            value,
+        )
+    return value
+
+
 def _shared(section, key_path):
     values = {
         "initial_training_phase_epochs": _integer(
@@ -233,6 +254,7 @@ def _shared(section, key_path):
             section, "minimal_compression_rate", key_path, 0.0, low=0, high=1
         ),
         "advance_on_pass": _boolean(section, "advance_on_pass", key_path, False),
+        "keep_checkpoints": _keep_checkpoints(section, key_path),
     }
     if values["minimal_compression_rate"] > values["maximal_compression_rate"]:
         raise ConfigError(

@@ -4,6 +4,7 @@ import collections.abc
 import logging
 import numbers
 
+from tf_aat import _distribute
 from tf_aat._errors import ConfigError
 from tf_aat.accuracy_aware._driver import SearchDriver, check_controller, metric_value
 from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
@@ -120,6 +121,7 @@ class AccuracyAwareTrainingLoop:
         """
         if resume and log_dir is None:
             raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
+        _distribute.check_training_strategy(model, "AccuracyAwareTrainingLoop.run")
         optimizer, lr_scheduler = None, None
         if configure_optimizers_fn is not None:
             optimizer, lr_scheduler = configure_optimizers_fn()

@@ -104,6 +104,24 @@ class WeightQuantizer(keras.layers.Layer):
         return config
 
 
+def _global_min_max(x):
+    """The minimum and maximum of `x` over the whole global batch.
+
+    Under `tf.distribute` (MirroredStrategy, MultiWorkerMirroredStrategy) each
+    replica sees only its part of the batch: the replicas gather their minima
+    and maxima, so every replica moves its range by the same amount, the one a
+    single device would compute on the whole batch, and the ranges stay
+    identical on every replica.
+    """
+    low, high = tf.reduce_min(x), tf.reduce_max(x)
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return low, high
+    gathered = context.all_gather(tf.stack([low, -high])[None], axis=0)
+    both = tf.reduce_min(gathered, axis=0)
+    return both[0], -both[1]
+
+
 @keras.saving.register_keras_serializable(package="tf_aat")
 class ActivationQuantizer(keras.layers.Layer):
     """Fake-quantizes a tensor per tensor with a range learned from the data.
@@ -181,11 +199,12 @@ class ActivationQuantizer(keras.layers.Layer):
             # and cost about a fifth of a ResNet training step on CPU.
             started = tf.cast(self.initialized, x.dtype)
             decay = self.ema_decay * started
+            batch_min, batch_max = _global_min_max(x)
             self.range_min.assign(
-                tf.cast(decay * low + (1.0 - decay) * tf.reduce_min(x), self.range_min.dtype)
+                tf.cast(decay * low + (1.0 - decay) * batch_min, self.range_min.dtype)
             )
             self.range_max.assign(
-                tf.cast(decay * high + (1.0 - decay) * tf.reduce_max(x), self.range_max.dtype)
+                tf.cast(decay * high + (1.0 - decay) * batch_max, self.range_max.dtype)
             )
             self.initialized.assign(ops.ones_like(self.initialized))
         low, high = self._bounds(tf.cast(low, tf.float32), tf.cast(high, tf.float32))
