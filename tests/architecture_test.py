@@ -51,3 +51,25 @@ def test_the_core_names_no_algorithm():
         assert not any(i.startswith(tuple(f"tf_aat.{a}" for a in ALGORITHMS)) for i in imported), (
             path.name
         )
+
+
+def test_examples_and_benchmarks_use_the_public_api_only():
+    # What a user copies from examples/ must work on the names tf_aat documents.
+    examples = PACKAGE.parent / "examples"
+    private = []
+    for path in sorted(examples.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                modules = [f"{node.value.id}.{node.attr}"]
+            else:
+                continue
+            private += [
+                f"{path.relative_to(examples)}: {m}"
+                for m in modules
+                if m.startswith("tf_aat") and any(p.startswith("_") for p in m.split(".")[1:])
+            ]
+    assert not private

@@ -26,3 +26,14 @@ def write_results(path, results):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(portable(results), f, indent=2, default=float)
     print(f"\nWrote {path}")
+
+
+def write_json_atomically(path, data):
+    """Writes `data` as JSON through a temporary file and a rename, so that a crash
+    leaves the old file or the new one, never half of one."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)

@@ -40,12 +40,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from ai_edge_litert import interpreter as litert  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
-from examples.benchmarks._results import write_results  # noqa: E402
-from tf_aat._export import make_interpreter  # noqa: E402
-from tf_aat.accuracy_aware._checkpoints import write_json_atomically  # noqa: E402
+from examples.benchmarks._results import write_json_atomically, write_results  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.datasets (online).")
@@ -221,7 +220,7 @@ def latencies(paths):
     """Median seconds per batch-1 invocation (one thread), interleaved across the files."""
     interpreters = {}
     for name, path in paths.items():
-        interpreter = make_interpreter(model_path=path, num_threads=1)
+        interpreter = litert.Interpreter(model_path=path, num_threads=1)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         sample = np.random.default_rng(0).uniform(0, 1, detail["shape"]).astype(detail["dtype"])

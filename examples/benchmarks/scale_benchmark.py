@@ -33,7 +33,7 @@ from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
-from tf_aat.pruning._importance import geometric_median_scores  # noqa: E402
+from tf_aat.pruning import geometric_median_scores  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("fpgm_max_filters", 2048, "Largest layer scored: 64, 128, ... up to this.")
