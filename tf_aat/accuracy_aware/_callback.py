@@ -135,6 +135,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
 
     @property
     def search(self):
+        """The running `AccuracyAwareSearch` (None before `fit()` starts)."""
         return None if self.driver is None else self.driver.search
 
     def _check_baseline_scale(self):
@@ -156,6 +157,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         return _mode_from_model(self.model, self.monitor) or _mode_from_name(self.monitor)
 
     def on_train_begin(self, logs=None):
+        """Starts the search, or resumes it from `log_dir` when `resume=True`."""
         self.result = None
         self._skipped_train_function = None
         scaler = LearningRateScaler(getattr(self.model, "optimizer", None))
@@ -183,6 +185,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Steps the user's schedule during the initial phase; stops `fit()` once the search has finished."""
         if self.driver.search.finished:
             self.model.stop_training = True
             return
@@ -192,6 +195,12 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         self.driver.epoch_begin(self._epoch)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Feeds the monitored metric to the search and applies its decision.
+
+        Adds `compression_rate`, `accuracy_budget`, `criterion_met` and
+        `learning_rate_scale` to `logs`; raises a `KeyError` naming the
+        available keys when `monitor` is not in them.
+        """
         logs = logs if logs is not None else {}
         if self.driver.search.finished or self._epoch is None:
             return
@@ -218,6 +227,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        """Ends the search (if `fit()` ran out first), restores the returned model and sets `self.result`."""
         if self.driver is None:
             return
         if self._skipped_train_function is not None:

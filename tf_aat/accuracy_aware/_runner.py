@@ -70,6 +70,7 @@ class AccuracyAwareTrainingLoop:
 
     @property
     def search(self):
+        """The running `AccuracyAwareSearch` (None before `run()`)."""
         return None if self.driver is None else self.driver.search
 
     def run(

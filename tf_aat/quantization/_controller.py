@@ -96,6 +96,15 @@ class QuantizationStatistics:
         self.skipped = skipped
 
     def to_dict(self):
+        """The statistics as plain JSON.
+
+        Returns:
+            A dict with `algorithm` (`"quantization"`), `num_weight_quantizers`,
+            `num_activation_quantizers`, `weights` (one dict per quantized weight:
+            `layer`, `weight`, `granularity`), `activations` (one dict per
+            activation quantizer: `quantizer`, `min`, `max`, `symmetric`) and
+            `skipped_layers` (`layer`, `reason`).
+        """
         return {
             "algorithm": "quantization",
             "num_weight_quantizers": len(self.weight_rows),
@@ -148,6 +157,7 @@ class QuantizationController(CompressionController):
 
     @property
     def activation_quantizers(self):
+        """Every `ActivationQuantizer` of the model (those inside separable convolutions included), in layer order."""
         quantizers = []
         for layer in _graph.leaf_layers(self.model):
             if isinstance(layer, ActivationQuantizer):
@@ -158,6 +168,7 @@ class QuantizationController(CompressionController):
 
     @property
     def weight_quantized_layers(self):
+        """The `CompressionWrapper`s whose weights have a `WeightQuantizer`, in layer order."""
         return [
             layer
             for layer in _graph.leaf_layers(self.model)
@@ -235,6 +246,10 @@ class QuantizationController(CompressionController):
 
     # -- NNCF controller interface -----------------------------------------
     def get_state(self):
+        """The controller's state as plain JSON: whether the ranges were initialised, and the scheduler's counters.
+
+        The ranges themselves are model variables: they come back with the weights.
+        """
         return {
             "algorithm": self.name,
             "initialized": self.initialized,
@@ -242,6 +257,7 @@ class QuantizationController(CompressionController):
         }
 
     def load_state(self, state):
+        """Restores what `get_state` returned (the ranges come back with the model's weights)."""
         self.initialized = bool(state.get("initialized", True))
         if "scheduler" in state:
             self.scheduler.load_state(state["scheduler"])

@@ -66,6 +66,11 @@ class SparsityController(RatedCompressionController):
     # -- rate ---------------------------------------------------------------
     @property
     def compression_rate(self):
+        """The sparsity level: the fraction of zeros in the sparsified kernels, in [0, 1).
+
+        Setting it applies it at once (magnitude: the masks are recomputed;
+        RB: the loss's target is set and the masks follow with training).
+        """
         return self._level
 
     @compression_rate.setter
@@ -79,10 +84,12 @@ class SparsityController(RatedCompressionController):
 
     @property
     def maximal_compression_rate(self):
+        """0.99: at least one weight in a hundred stays."""
         return MAXIMAL_LEVEL
 
     @property
     def minimal_compression_rate(self):
+        """0.0: nothing zeroed."""
         return 0.0
 
     @staticmethod
@@ -121,6 +128,10 @@ class SparsityController(RatedCompressionController):
         self.scheduler.enabled = False
 
     def get_state(self):
+        """The controller's state as plain JSON: `algorithm`, `compression_rate` (the level), `frozen` and `scheduler`.
+
+        The masks are model variables: they come back with the weights.
+        """
         return {
             "algorithm": self.name,
             "compression_rate": self._level,
@@ -267,10 +278,12 @@ class SparsityStatistics:
 
     @property
     def parameters(self):
+        """The number of parameters in the sparsified weights."""
         return sum(r["parameters"] for r in self.rows)
 
     @property
     def nonzero_parameters(self):
+        """How many of them are not zero."""
         return sum(r["nonzero_parameters"] for r in self.rows)
 
     @property
