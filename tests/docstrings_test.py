@@ -102,3 +102,51 @@ def test_scheduler_is_visible_to_help():
     text = pydoc.render_doc(tf_aat.FilterPruningController, renderer=pydoc.plaintext)
     assert "scheduler" in text
     assert "epoch_step" in inspect.getdoc(tf_aat.CompressionController.scheduler)
+
+
+API_MODULES = [*PACKAGES]
+
+
+def build_api_page(output):
+    """Builds the API page the README describes; returns pdoc's combined output."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PDOC_ALLOW_EXEC="1", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "pdoc", "--docformat", "google", "-o", str(output)]
+    completed = subprocess.run(
+        command + API_MODULES, capture_output=True, text=True, env=env, timeout=600
+    )
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def test_api_page_builds_without_warnings_and_lists_the_main_names(tmp_path):
+    pytest.importorskip("pdoc")
+    code, output = build_api_page(tmp_path)
+    assert code == 0, output
+    # pdoc reports its problems as "Warn:" lines (or a traceback); TensorFlow's
+    # start-up lines on stderr are not pdoc's.
+    problems = [
+        line for line in output.splitlines() if line.startswith(("Warn", "Error", "Traceback"))
+    ]
+    assert problems == [], output
+    page = (tmp_path / "tf_aat.html").read_text(encoding="utf-8")
+    for name in (
+        "create_compressed_model",
+        "export_tflite",
+        "strip_model",
+        "AccuracyAwareCallback",
+        "create_accuracy_aware_training_loop",
+        "CompressionConfig",
+        "FilterPruningController",
+    ):
+        assert f'id="{name}"' in page, name
+    # Docstring text made it in, not only the names.
+    assert "Wraps `model` with the compression algorithms" in page.replace("<code>", "`").replace(
+        "</code>", "`"
+    )
+    for package in ("accuracy_aware", "pruning", "quantization", "sparsity"):
+        assert (tmp_path / "tf_aat" / f"{package}.html").exists(), package
+    # Private modules stay out of the page.
+    assert not list(tmp_path.rglob("_*.html"))

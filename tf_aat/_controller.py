@@ -72,9 +72,18 @@ class CompressionController:
     def scheduler(self, scheduler):
         self._scheduler = scheduler
 
-    def statistics(self):
-        """What the algorithm did to the model: an object with `to_dict()` and a
-        readable `str()`."""
+    def statistics(self, full=False):
+        """What the algorithm did to the model: an object with `to_dict()` and a readable `str()`.
+
+        Args:
+            full: whether `str()` of the result is the full per-layer table
+                (True) or a short summary with the totals and the largest
+                groups or layers (False, default).
+
+        Returns:
+            The algorithm's statistics object; `to_dict()` holds everything
+            whatever `full` is, and `to_str(full=...)` gives either text.
+        """
         raise NotImplementedError
 
     def strip_model(self, model=None):
@@ -221,8 +230,12 @@ class CompositeCompressionController(RatedCompressionController):
         for child, child_state in zip(self.children, state["children"]):
             child.load_state(child_state)
 
-    def statistics(self):
-        return CompositeStatistics([c.statistics() for c in self.children])
+    def statistics(self, full=False):
+        """Each child's statistics together (`CompositeStatistics`); `full` as in the children."""
+        # A registered algorithm's controller may not take `full`: ask it only when set.
+        return CompositeStatistics(
+            [c.statistics(full=True) if full else c.statistics() for c in self.children]
+        )
 
 
 class CompositeStatistics:
@@ -239,8 +252,12 @@ class CompositeStatistics:
             result[values.get("algorithm", str(index))] = values
         return result
 
+    def to_str(self, full=None):
+        """Each algorithm's text (short, or full with `full=True`), a blank line apart."""
+        return "\n\n".join(p.to_str(full) if hasattr(p, "to_str") else str(p) for p in self.parts)
+
     def __str__(self):
-        return "\n\n".join(str(p) for p in self.parts)
+        return self.to_str()
 
 
 class CompositeScheduler(CompressionScheduler):

@@ -335,7 +335,25 @@ class FilterPruningController(RatedCompressionController):
             self.scheduler.load_state(state["scheduler"])
 
     # -- reporting and export --------------------------------------------
-    def statistics(self):
+    def statistics(self, full=False):
+        """What pruning does to the model now: a `tf_aat.pruning.PruningStatistics`.
+
+        Args:
+            full: whether `str()` of the result is the table of every layer
+                (True) or a short summary: totals, the largest groups and
+                the groups left unpruned with the reasons (False, default).
+
+        Returns:
+            The statistics; `to_dict()` holds everything either way.
+
+        Example:
+
+        ```python
+        print(ctrl.statistics())             # a dozen lines
+        print(ctrl.statistics(full=True))    # one line per layer
+        ctrl.statistics().to_dict()["flops_reduction"]
+        ```
+        """
         rows = _masks.model_cost(self._analysis, self.current_keep())
         return PruningStatistics(
             rows=rows,
@@ -347,6 +365,7 @@ class FilterPruningController(RatedCompressionController):
             groups=self._analysis.groups,
             skipped=self._analysis.skipped,
             keep=self.current_keep(),
+            full=bool(full),
         )
 
     def strip_model(self, model=None):

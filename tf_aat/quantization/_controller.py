@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_aat import _graph
+from tf_aat import _graph, _statistics
 from tf_aat._controller import CompressionController
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.quantization import _data
@@ -87,13 +87,30 @@ class QuantizationScheduler:
         self.current_step = int(state["current_step"])
 
 
-class QuantizationStatistics:
-    """Which tensors are quantized and their current ranges."""
+class QuantizationStatistics(_statistics.StatisticsText):
+    """Which tensors are quantized and their current ranges.
 
-    def __init__(self, weight_rows, activation_rows, skipped):
+    `str()` gives the counts, the parameters in int8 weights and the layers
+    left in float; `to_str(full=True)` (or `statistics(full=True)`) also
+    every quantized weight and every activation range.
+
+    Attributes:
+        weight_rows: one dict per quantized weight: `layer`, `weight`,
+            `granularity`, `parameters`.
+        activation_rows: one dict per activation quantizer: `quantizer`,
+            `min`, `max`, `symmetric`.
+        skipped: `(layer name, reason)` of layers left in float.
+        model_parameters: `count_params()` of the model described (its own
+            weights; the quantizers' ranges are not counted).
+        full: whether `str()` lists every quantizer.
+    """
+
+    def __init__(self, weight_rows, activation_rows, skipped, model_parameters=None, full=False):
         self.weight_rows = weight_rows
         self.activation_rows = activation_rows
         self.skipped = skipped
+        self.model_parameters = model_parameters
+        self.full = bool(full)
 
     def to_dict(self):
         """The statistics as plain JSON.
@@ -112,14 +129,37 @@ class QuantizationStatistics:
             "weights": [dict(r) for r in self.weight_rows],
             "activations": [dict(r) for r in self.activation_rows],
             "skipped_layers": [{"layer": n, "reason": r} for n, r in self.skipped],
+            "quantized_parameters": sum(r.get("parameters", 0) for r in self.weight_rows),
+            "model_parameters": self.model_parameters,
         }
 
-    def __str__(self):
+    def _text(self, full):
         lines = [
             "Quantization statistics (int8)",
             f"  weight quantizers:     {len(self.weight_rows)}",
             f"  activation quantizers: {len(self.activation_rows)}",
         ]
+        if self.model_parameters is not None:
+            quantized = sum(r.get("parameters", 0) for r in self.weight_rows)
+            lines.append(
+                f"  parameters in int8 weights: {quantized:,} of {self.model_parameters:,}"
+            )
+        if not full:
+            kinds = {}
+            for r in self.weight_rows:
+                kinds[r["granularity"]] = kinds.get(r["granularity"], 0) + 1
+            if kinds:
+                lines.append(
+                    "  weights: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+                )
+            by_reason = {}
+            for name, reason in self.skipped:
+                by_reason.setdefault(reason, []).append(name)
+            for reason, names in by_reason.items():
+                lines.append(f"  not quantized: {_statistics.names_list(names)}: {reason}")
+            if self.weight_rows or self.activation_rows:
+                lines.append("  (statistics(full=True) lists every quantizer and its range)")
+            return "\n".join(lines)
         if self.weight_rows:
             width = max(len(r["layer"]) for r in self.weight_rows)
             column = max(8, *(len(r["weight"]) for r in self.weight_rows))
@@ -262,7 +302,17 @@ class QuantizationController(CompressionController):
         if "scheduler" in state:
             self.scheduler.load_state(state["scheduler"])
 
-    def statistics(self):
+    def statistics(self, full=False):
+        """What is quantized and the current ranges: a `QuantizationStatistics`.
+
+        Args:
+            full: whether `str()` of the result lists every weight and
+                activation quantizer (True) or gives the counts (False,
+                default).
+
+        Returns:
+            The statistics; `to_dict()` holds everything either way.
+        """
         weight_rows = []
         for wrapper in self.weight_quantized_layers:
             for weight, quantizer in wrapper.weight_quantizers.items():
@@ -271,6 +321,7 @@ class QuantizationController(CompressionController):
                         "layer": wrapper.name,
                         "weight": weight,
                         "granularity": "per_channel" if quantizer.per_channel else "per_tensor",
+                        "parameters": int(np.prod(getattr(wrapper.layer, weight).shape)),
                     }
                 )
         activation_rows = [
@@ -282,7 +333,13 @@ class QuantizationController(CompressionController):
             }
             for q in self.activation_quantizers
         ]
-        return QuantizationStatistics(weight_rows, activation_rows, self.skipped)
+        return QuantizationStatistics(
+            weight_rows,
+            activation_rows,
+            self.skipped,
+            model_parameters=_statistics.model_parameters(self.model),
+            full=full,
+        )
 
     def strip_model(self, model=None):
         """The model as plain layers plus its quantizers (what `export_tflite` takes)."""
