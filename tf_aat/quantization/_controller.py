@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_aat import _graph, _statistics
+from tf_aat import _graph, _progress, _statistics
 from tf_aat._controller import CompressionController
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.quantization import _data
@@ -23,6 +23,10 @@ _RANGES_FROM_DATA = (
 _STATISTICS_FROM_DATA = (
     "BatchNormalization statistics are re-estimated from it: one NaN or inf makes them NaN"
 )
+
+
+def _layers(count):
+    return f"{count} BatchNormalization layer" + ("" if count == 1 else "s")
 
 
 class _RangeObserver:
@@ -233,6 +237,9 @@ class QuantizationController(CompressionController):
                 observer.percentiles = (settings.min_percentile, settings.max_percentile)
                 observers[id(quantizer)] = observer
                 quantizer.observer = observer
+            progress = _progress.Progress(
+                f"Initialising {len(quantizers)} activation ranges", settings.num_init_samples
+            )
             try:
                 seen = 0
                 batches = _data.take_samples(init_data, settings.num_init_samples)
@@ -240,6 +247,7 @@ class QuantizationController(CompressionController):
                     # Eager call: the observers are Python code that must see values.
                     self.model(batch, training=False)
                     seen += _data.batch_length(batch)
+                    progress.update(_data.batch_length(batch))
             finally:
                 for quantizer in quantizers:
                     quantizer.observer = None
@@ -252,7 +260,7 @@ class QuantizationController(CompressionController):
                 observer = observers[id(quantizer)]
                 if observer.mins:
                     quantizer.set_range(*observer.range())
-            logger.info("Initialised %d activation ranges from %d samples.", len(quantizers), seen)
+            progress.close(f"Initialised {len(quantizers)} activation ranges from {seen} samples.")
         self._adapt_batch_norm(init_data, None, "init_data")
         self.initialized = True
 
@@ -279,10 +287,13 @@ class QuantizationController(CompressionController):
         saved = [(v, v.numpy()) for q in self.activation_quantizers for v in q.weights]
         forward = tf.function(lambda x: self.model(x, training=True), reduce_retracing=True)
         batches = _data.take_samples(data, num_samples)
+        progress = _progress.Progress(f"Adapting {_layers(len(batch_norms))}", num_samples)
         for batch in _data.finite_batches(batches, name, _STATISTICS_FROM_DATA):
             forward(batch)
+            progress.update(_data.batch_length(batch))
         for variable, value in saved:
             variable.assign(value)
+        progress.close(f"Adapted {_layers(len(batch_norms))} on {progress.seen} samples.")
 
     # -- NNCF controller interface -----------------------------------------
     def get_state(self):
