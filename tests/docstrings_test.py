@@ -150,3 +150,11 @@ def test_api_page_builds_without_warnings_and_lists_the_main_names(tmp_path):
         assert (tmp_path / "tf_aat" / f"{package}.html").exists(), package
     # Private modules stay out of the page.
     assert not list(tmp_path.rglob("_*.html"))
+
+
+def test_readme_builds_the_same_page():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    command = "python -m pdoc --docformat google -o api_docs " + " ".join(API_MODULES)
+    assert command in readme

@@ -181,3 +181,43 @@ def test_tensorboard_gets_rates_statistics_search_state_and_a_text_summary(tmp_p
     text = texts["accuracy_aware/result"]
     assert "Accuracy-aware training result" in text
     assert f"compression rate:    {result.compression_rate:.6g}" in text
+
+
+def test_plot_without_a_rate_says_so_and_circles_the_metric_only():
+    from tf_aat.accuracy_aware import AccuracyAwareResult
+
+    history = [
+        {
+            "epoch": epoch,
+            "phase": "early_exit",
+            "rate": None,
+            "metric": metric,
+            "budget": 0.92,
+            "passed": metric >= 0.92,
+            "step": None,
+            "learning_rate_scale": 1.0,
+        }
+        for epoch, metric in enumerate([0.90, 0.91, 0.925])
+    ]
+    result = AccuracyAwareResult(
+        compression_rate=None,
+        compressed_metric=0.925,
+        uncompressed_metric=0.93,
+        accuracy_budget=0.92,
+        criterion_met=True,
+        epochs=3,
+        checkpoint="best",
+        stop_reason="criterion met",
+        mode="early_exit",
+        rates=[{"rate": None, "metric": 0.925, "epoch": 2, "passed": True, "checkpoint": "best"}],
+        history=history,
+    )
+    figure = search_figure(result)
+    try:
+        rate_axis, metric_axis = figure.axes
+        assert any("no compression rate" in t.get_text() for t in rate_axis.texts)
+        assert not [c for c in rate_axis.collections if c.get_label() == "returned model"]
+        (circle,) = [c for c in metric_axis.collections if c.get_label() == "returned model"]
+        assert tuple(circle.get_offsets()[0]) == pytest.approx((2, 0.925))
+    finally:
+        pyplot.close(figure)

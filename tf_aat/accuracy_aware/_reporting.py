@@ -191,6 +191,7 @@ def search_figure(result):
     the returned model has is circled in both panels.
     """
     from matplotlib import pyplot
+    from matplotlib.ticker import MaxNLocator
 
     history = result.history
     epochs = [row["epoch"] for row in history]
@@ -223,6 +224,17 @@ def search_figure(result):
     rate_axis.plot(epochs, rates, "o", color="tab:blue", markersize=3, label="_rate points")
     rate_axis.set_ylabel("compression rate")
     rate_axis.grid(axis="y", alpha=0.4)
+    if all(math.isnan(rate) for rate in rates):
+        rate_axis.text(
+            0.5,
+            0.5,
+            "no compression rate (the algorithm has none: quantization alone)",
+            transform=rate_axis.transAxes,
+            ha="center",
+            va="center",
+            color="0.35",
+        )
+        rate_axis.set_yticks([])
 
     metric_axis.plot(epochs, metrics, "-", color="tab:orange", label="validation metric")
     passed = [(e, m) for e, m, row in zip(epochs, metrics, history) if row["passed"]]
@@ -245,6 +257,7 @@ def search_figure(result):
     )
     metric_axis.set_ylabel("validation metric")
     metric_axis.set_xlabel("epoch")
+    metric_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     metric_axis.grid(axis="y", alpha=0.4)
 
     point = returned_point(result)

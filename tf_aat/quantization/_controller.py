@@ -225,7 +225,9 @@ class QuantizationController(CompressionController):
         """Sets activation ranges from `init_data`, then adapts BatchNormalization.
 
         Raises `ValueError` for a NaN or inf in the samples read, naming the
-        sample's index in the order `init_data` is iterated.
+        sample's index in the order `init_data` is iterated. Inside
+        `create_compressed_model` each step shows its progress as its
+        `verbose` says; called directly, the counts go to the `tf_aat` logger.
         """
         settings = self.params.range_init
         quantizers = self.activation_quantizers
