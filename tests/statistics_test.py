@@ -97,7 +97,15 @@ def test_quantization_totals_count_the_float_model_and_the_summary_is_short(mobi
     assert all(row["quantizer"] in full for row in values["activations"])
 
 
-def test_composite_statistics_pass_full_to_every_algorithm(mobilenet):
+def test_composite_statistics_pass_full_and_count_the_model_once(mobilenet):
+    quantization = {
+        "algorithm": "quantization",
+        "preset": "mixed",
+        "initializer": {
+            "range": {"num_init_samples": 0},
+            "batchnorm_adaptation": {"num_bn_adaptation_samples": 0},
+        },
+    }
     ctrl, _ = tf_aat.create_compressed_model(
         mobilenet,
         {
@@ -107,10 +115,14 @@ def test_composite_statistics_pass_full_to_every_algorithm(mobilenet):
                     "pruning_init": 0.3,
                     "params": {"filter_importance": "L2"},
                 },
-                {"algorithm": "magnitude_sparsity", "sparsity_init": 0.2},
+                quantization,
             ]
         },
     )
+    values = ctrl.statistics().to_dict()
+    # The quantizers pruning sees in the graph add no parameters to the model it describes.
+    assert values["filter_pruning"]["full_params"] == mobilenet.count_params()
+    assert values["quantization"]["model_parameters"] == mobilenet.count_params()
     short, full = str(ctrl.statistics()), str(ctrl.statistics(full=True))
-    assert "Filter pruning statistics" in short and "magnitude_sparsity statistics" in short
+    assert "Filter pruning statistics" in short and "Quantization statistics" in short
     assert len(short.splitlines()) <= 2 * SHORT_LINES < len(full.splitlines())

@@ -9,7 +9,7 @@ or `stats.to_str(full=True)`; `to_dict()` always holds everything.
 SHORT_COUNT = 5
 
 
-def _is_machinery(layer):
+def is_machinery(layer):
     """Layers compression adds (quantizers, masks): not part of the model it describes."""
     from tf_aat.quantization._quantizers import ActivationQuantizer, FixedRangeQuantizer
 
@@ -30,7 +30,7 @@ def model_parameters(model):
     for layer in _graph.leaf_layers(model):
         if isinstance(layer, CompressionWrapper):
             total += layer.layer.count_params()
-        elif not _is_machinery(layer):
+        elif not is_machinery(layer):
             total += layer.count_params()
     return total
 
