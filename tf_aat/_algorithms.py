@@ -126,10 +126,28 @@ def _strip_sequence():
 def strip_model(model):
     """Returns `model` with every algorithm's strip applied, in order.
 
-    Pruned filters are physically removed (filter pruning); weight and
-    activation quantizers stay, so the result still exports to int8 TFLite.
-    Works on any model made by `tf_aat.create_compressed_model`, also after a
-    `.keras` save and load: everything is read from the model itself.
+    Pruned filters are physically removed (filter pruning), sparsity masks
+    are baked into the weights; weight and activation quantizers stay, so
+    the result still exports to int8 TFLite. Works on any model made by
+    `tf_aat.create_compressed_model`, also after a `.keras` save and load:
+    everything is read from the model itself.
+
+    Args:
+        model: a model returned by `tf_aat.create_compressed_model` (or a
+            `.keras` save of one, loaded again).
+
+    Returns:
+        A Keras model without the training-time machinery (`model` itself
+        is left as it is).
+
+    Example:
+
+    ```python
+    ctrl, compressed = tf_aat.create_compressed_model(model, config)
+    compressed.fit(x, y, epochs=1, callbacks=[tf_aat.CompressionCallback(ctrl)])
+    stripped = tf_aat.strip_model(compressed)   # the same as ctrl.strip_model()
+    stripped.save("stripped.keras")
+    ```
     """
     for algorithm in _strip_sequence():
         if algorithm.strip is not None:

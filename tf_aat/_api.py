@@ -2,7 +2,7 @@
 
 import logging
 
-from tf_aat import _algorithms, _graph
+from tf_aat import _algorithms, _graph, _progress
 from tf_aat._config import CompressionConfig
 from tf_aat._controller import CompositeCompressionController, has_rate
 from tf_aat._errors import ConfigError
@@ -25,7 +25,7 @@ def copy_layer(layer):
     return layer_from_config(layer)
 
 
-def create_compressed_model(model, config, init_data=None):
+def create_compressed_model(model, config, init_data=None, verbose="auto"):
     """Wraps `model` with the compression algorithms of `config`.
 
     Args:
@@ -35,6 +35,12 @@ def create_compressed_model(model, config, init_data=None):
         init_data: data for algorithms that initialise from activations
             (quantization ranges): a `tf.data.Dataset`, an array, or an
             iterable of `(x, y)` or `x` batches.
+        verbose: what the long initialisation steps (quantization's range
+            initialisation and BatchNormalization adaptation) show: 0
+            nothing (the counts go to the `tf_aat` logger), 1 a Keras
+            progress bar and a closing line with the counts, 2 only the
+            closing lines, `"auto"` (default) 1 while Keras's interactive
+            logging is on, else 2 (as `fit()` does).
 
     Returns:
         `(controller, compressed_model)`: the controller sets and reports the
@@ -54,6 +60,11 @@ def create_compressed_model(model, config, init_data=None):
     print(ctrl.statistics())
     ```
     """
+    with _progress.verbosity(verbose):
+        return _create_compressed_model(model, config, init_data)
+
+
+def _create_compressed_model(model, config, init_data):
     config = CompressionConfig.from_dict(config)
     _graph.check_graph_model(model)
     chosen = sorted(

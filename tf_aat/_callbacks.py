@@ -52,13 +52,16 @@ class CompressionCallback(keras.callbacks.Callback):
         self.compression_ctrl.scheduler.step()
 
     def on_train_begin(self, logs=None):
+        """Refuses a model whose variables live outside the `tf.distribute` strategy it trains in."""
         _distribute.check_training_strategy(self.model, "CompressionCallback")
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Calls `scheduler.epoch_step(epoch)`, so epoch `epoch` trains at the schedule's level for it."""
         self.compression_ctrl.scheduler.epoch_step(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         # A quantization-only controller has no rate to log.
+        """Adds `compression_rate` to the epoch logs (controllers with a rate only)."""
         if logs is not None and has_rate(self.compression_ctrl):
             logs["compression_rate"] = float(self.compression_ctrl.compression_rate)
 

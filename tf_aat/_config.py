@@ -167,6 +167,13 @@ class CompressionConfig:
         return None
 
     def to_dict(self):
+        """A deep copy of the config dict this config was made from.
+
+        Returns:
+            The dict as given to `from_dict` (or read by `from_json`), so
+            `CompressionConfig.from_dict(config.to_dict())` validates to an equal
+            config.
+        """
         return copy.deepcopy(self._raw)
 
     def __repr__(self):

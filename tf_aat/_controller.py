@@ -41,15 +41,49 @@ class CompressionController:
     Attributes:
         name: the algorithm's config name.
         model: the compressed model it controls.
-        scheduler: its `CompressionScheduler`.
+        scheduler: its `CompressionScheduler` (a documented property).
     """
 
     name = None
     has_rate = False
+    _scheduler = None
 
-    def statistics(self):
-        """What the algorithm did to the model: an object with `to_dict()` and a
-        readable `str()`."""
+    @property
+    def scheduler(self):
+        """The controller's `CompressionScheduler`: NNCF's `epoch_step()` / `step()` contract.
+
+        Call `ctrl.scheduler.epoch_step()` at the beginning of each epoch (and
+        `step()` before each optimizer step) in a custom loop;
+        `tf_aat.CompressionCallback` and `tf_aat.AccuracyAwareCallback` do it
+        inside `fit()`. Its `current_level` and `target_level` are the rate
+        the schedule sets now and the one it ends at.
+
+        Example:
+
+        ```python
+        for epoch in range(epochs):
+            ctrl.scheduler.epoch_step()
+            train_one_epoch(compressed)
+        ```
+        """
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, scheduler):
+        self._scheduler = scheduler
+
+    def statistics(self, full=False):
+        """What the algorithm did to the model: an object with `to_dict()` and a readable `str()`.
+
+        Args:
+            full: whether `str()` of the result is the full per-layer table
+                (True) or a short summary with the totals and the largest
+                groups or layers (False, default).
+
+        Returns:
+            The algorithm's statistics object; `to_dict()` holds everything
+            whatever `full` is, and `to_str(full=...)` gives either text.
+        """
         raise NotImplementedError
 
     def strip_model(self, model=None):
@@ -129,6 +163,7 @@ class CompositeCompressionController(RatedCompressionController):
 
     @property
     def has_rate(self):
+        """Whether one child's rate is exposed (and so searchable) as this controller's rate."""
         return self._rated is not None
 
     @property
@@ -153,10 +188,18 @@ class CompositeCompressionController(RatedCompressionController):
 
     @property
     def model(self):
+        """The compressed model (the same for every child)."""
         return self.children[0].model
 
     @property
     def compression_rate(self):
+        """The rate of the rated child (see the class docstring); setting it sets that child's.
+
+        Raises:
+            ValueError: several children have a rate and the config does not
+                say which one the search varies.
+            AttributeError: no child has a rate.
+        """
         return self._rated_child().compression_rate
 
     @compression_rate.setter
@@ -165,25 +208,34 @@ class CompositeCompressionController(RatedCompressionController):
 
     @property
     def maximal_compression_rate(self):
+        """The rated child's maximal rate."""
         return self._rated_child().maximal_compression_rate
 
     @property
     def minimal_compression_rate(self):
+        """The rated child's minimal rate."""
         return self._rated_child().minimal_compression_rate
 
     def disable_scheduler(self):
+        """Stops every child's schedule from changing the model."""
         for child in self.children:
             child.disable_scheduler()
 
     def get_state(self):
+        """`{"children": [each child's get_state()]}`, in the order of `children`."""
         return {"children": [c.get_state() for c in self.children]}
 
     def load_state(self, state):
+        """Restores what `get_state` returned, child by child."""
         for child, child_state in zip(self.children, state["children"]):
             child.load_state(child_state)
 
-    def statistics(self):
-        return CompositeStatistics([c.statistics() for c in self.children])
+    def statistics(self, full=False):
+        """Each child's statistics together (`CompositeStatistics`); `full` as in the children."""
+        # A registered algorithm's controller may not take `full`: ask it only when set.
+        return CompositeStatistics(
+            [c.statistics(full=True) if full else c.statistics() for c in self.children]
+        )
 
 
 class CompositeStatistics:
@@ -200,8 +252,12 @@ class CompositeStatistics:
             result[values.get("algorithm", str(index))] = values
         return result
 
+    def to_str(self, full=None):
+        """Each algorithm's text (short, or full with `full=True`), a blank line apart."""
+        return "\n\n".join(p.to_str(full) if hasattr(p, "to_str") else str(p) for p in self.parts)
+
     def __str__(self):
-        return "\n\n".join(str(p) for p in self.parts)
+        return self.to_str()
 
 
 class CompositeScheduler(CompressionScheduler):

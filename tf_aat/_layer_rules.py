@@ -163,6 +163,7 @@ class LayerRule:
         return {name: axis for name, axis in dict(mapping).items() if _has_weight(layer, name)}
 
     def score_weight_of(self, layer):
+        """The name of the weight whose filters FPGM scores for `layer` (`score_weight`, else the first of `filter_weights`)."""
         value = self.score_weight
         if callable(value):
             return value(layer)
@@ -171,10 +172,12 @@ class LayerRule:
         return next(iter(self.weights("filter_weights", layer)), None)
 
     def flag(self, field, layer):
+        """The boolean field `field` (a value or a function of the layer) for `layer`."""
         value = getattr(self, field)
         return bool(value(layer) if callable(value) else value)
 
     def quantization_kind(self, layer):
+        """How quantization treats `layer` (`quantization`, or its value for this layer)."""
         value = self.quantization
         return value(layer) if callable(value) else value
 

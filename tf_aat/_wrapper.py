@@ -101,12 +101,19 @@ class CompressionWrapper(keras.layers.Wrapper):
 
     @property
     def num_channels(self):
+        """The length of the channel mask (the masked axis of the first masked weight), or None without masked weights."""
         if not self.masked_weights:
             return None
         name, axis = next(iter(self.masked_weights.items()))
         return getattr(self.layer, name).shape[axis]
 
     def build(self, input_shape=None):
+        """Builds the wrapped layer, the channel `mask` (ones) and the transforms and quantizers.
+
+        Raises:
+            ValueError: a weight named in `masked_weights`, `weight_quantizers`
+                or `weight_transforms` does not exist on the layer.
+        """
         if not self.layer.built:
             self.layer.build(input_shape)
         for name in [*self.masked_weights, *self.weight_quantizers, *self.weight_transforms]:
@@ -152,6 +159,19 @@ class CompressionWrapper(keras.layers.Wrapper):
         return value
 
     def call(self, inputs, training=None, **kwargs):
+        """Calls the wrapped layer with its compressed weights in place of the float ones.
+
+        The float variables are not changed; state the layer updates itself
+        (BatchNormalization's moving statistics) is written back.
+
+        Args:
+            inputs: the layer's inputs.
+            training: passed on to a layer whose `call` takes it.
+            **kwargs: passed on to the layer.
+
+        Returns:
+            The wrapped layer's outputs.
+        """
         for applies, override in _CALL_OVERRIDES:
             if applies(self):
                 return override(self, inputs, training)
@@ -180,12 +200,15 @@ class CompressionWrapper(keras.layers.Wrapper):
         return bool(getattr(layer, "_call_has_training_arg", False))
 
     def compute_output_shape(self, input_shape):
+        """The wrapped layer's output shape (compression does not change it)."""
         return self.layer.compute_output_shape(input_shape)
 
     def compute_output_spec(self, *args, **kwargs):
+        """The wrapped layer's output spec."""
         return self.layer.compute_output_spec(*args, **kwargs)
 
     def get_config(self):
+        """The wrapped layer's config plus the masked weights, quantizers and transforms (serialized)."""
         config = super().get_config()
         config["masked_weights"] = dict(self.masked_weights)
         config["weight_quantizers"] = {
@@ -205,6 +228,7 @@ class CompressionWrapper(keras.layers.Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
+        """Rebuilds a wrapper from `get_config()`'s output (the wrapped layer and quantizers included)."""
         config = dict(config)
         config["layer"] = keras.saving.deserialize_keras_object(
             config["layer"], custom_objects=custom_objects

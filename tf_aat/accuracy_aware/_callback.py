@@ -81,11 +81,24 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             `"min"` mode the allowed degradation is an increase of the
             monitor over `uncompressed_model_accuracy`.
         log_dir: directory for checkpoints, the resume state, the summary,
-            the plot and TensorBoard scalars; None keeps checkpoints in
-            memory.
-        resume: continue a killed run from the state in `log_dir`.
-        verbose: print one line per epoch and the final summary.
-        tensorboard_writer: an optional `tf.summary` writer.
+            the plot (`accuracy_aware.png`: rate and metric panels, the
+            budget, the phases, the returned model circled) and TensorBoard
+            events (`tensorboard/`); None keeps checkpoints in memory.
+        resume: continue a killed run from the state in `log_dir` (what it
+            restored is said in one line).
+        verbose: show one line per epoch and the final summary (Keras's
+            route: stdout, or absl logging when Keras's interactive logging
+            is off; each line waits until the progress bar has finished
+            its epoch). With 0 the lines go to the `tf_aat.accuracy_aware`
+            logger only.
+        tensorboard_writer: an optional `tf.summary` writer (else one under
+            `log_dir`). Each epoch gets scalars `accuracy_aware/*` (rate,
+            metric, budget, criterion met, step, learning rate scale),
+            `accuracy_aware/state/*` (phase: 0 initial, 1 search, 2 early
+            exit, 3 finished; epochs, direction, best passing rate) and
+            `statistics/<algorithm>/*` (the numbers of
+            `statistics().to_dict()`); the end, the result's table as text
+            (`accuracy_aware/result`).
 
     Example:
 
@@ -138,6 +151,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
 
     @property
     def search(self):
+        """The running `AccuracyAwareSearch` (None before `fit()` starts)."""
         return None if self.driver is None else self.driver.search
 
     def _check_baseline_scale(self):
@@ -159,6 +173,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         return _mode_from_model(self.model, self.monitor) or _mode_from_name(self.monitor)
 
     def on_train_begin(self, logs=None):
+        """Starts the search, or resumes it from `log_dir` when `resume=True`."""
         _distribute.check_training_strategy(self.model, "AccuracyAwareCallback")
         self.result = None
         self._skipped_train_function = None
@@ -177,6 +192,9 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             metric_mode=self._metric_mode(),
             metric_name=repr(self.monitor),
         )
+        # Keras's progress bar finishes its epoch line after every callback's
+        # on_epoch_end: the search's lines wait until then (next epoch, or the end).
+        self.driver.hold_messages()
         self.driver.begin(self.model, scaler, owner=self)
         if self.driver.search.finished:
             # A resumed run that had finished: fit() still runs one batch
@@ -187,6 +205,8 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Steps the user's schedule during the initial phase; stops `fit()` once the search has finished."""
+        self.driver.flush_messages()
         if self.driver.search.finished:
             self.model.stop_training = True
             return
@@ -196,6 +216,12 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         self.driver.epoch_begin(self._epoch)
 
     def on_epoch_end(self, epoch, logs=None):
+        """Feeds the monitored metric to the search and applies its decision.
+
+        Adds `compression_rate`, `accuracy_budget`, `criterion_met` and
+        `learning_rate_scale` to `logs`; raises a `KeyError` naming the
+        available keys when `monitor` is not in them.
+        """
         logs = logs if logs is not None else {}
         if self.driver.search.finished or self._epoch is None:
             return
@@ -222,6 +248,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
+        """Ends the search (if `fit()` ran out first), restores the returned model and sets `self.result`."""
         if self.driver is None:
             return
         if self._skipped_train_function is not None:
@@ -232,6 +259,7 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             f"model.fit() ended after {self.driver.search.epochs_trained} epochs",
         )
         self.result = self.driver.finish(self.model)
+        self.driver.flush_messages()
 
 
 def _no_training(iterator):

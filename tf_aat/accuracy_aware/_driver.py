@@ -25,7 +25,7 @@ from tf_aat.accuracy_aware._checkpoints import (
 )
 from tf_aat.accuracy_aware._decision import START_KEY
 from tf_aat.accuracy_aware._params import ADAPTIVE_COMPRESSION_LEVEL
-from tf_aat.accuracy_aware._reporting import TensorBoardLogger, log_epoch, plot_result
+from tf_aat.accuracy_aware._reporting import TensorBoardLogger, log_epoch, plot_result, say
 from tf_aat.accuracy_aware._search import AccuracyAwareSearch
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
@@ -35,6 +35,18 @@ RESULT_FILE = "accuracy_aware_result.json"
 SUMMARY_FILE = "accuracy_aware_summary.txt"
 PLOT_FILE = "accuracy_aware.png"
 _RATE_TOLERANCE = 1e-9
+
+
+# The phase as a number for TensorBoard's scalars (its name is in the text summary).
+_PHASE_CODES = {"initial": 0, "search": 1, "early_exit": 2, "finished": 3}
+
+
+def _statistics_dict(ctrl):
+    """`ctrl.statistics().to_dict()`, or None for a controller without statistics."""
+    try:
+        return ctrl.statistics().to_dict()
+    except (AttributeError, NotImplementedError, TypeError):
+        return None
 
 
 def _scheduler_levels(ctrl):
@@ -163,6 +175,24 @@ class SearchDriver:
         self.user_checkpoints = {}
         self._last_key = None
         self.writes_files = True
+        # Lines held back while a Keras progress bar owns the terminal line.
+        self.pending_messages = None
+
+    def hold_messages(self):
+        """Holds the search's lines back until `flush_messages()` (inside `fit()`)."""
+        if self.pending_messages is None:
+            self.pending_messages = []
+
+    def flush_messages(self):
+        """Shows the lines held back, in order."""
+        pending, self.pending_messages = self.pending_messages, None
+        for message in pending or ():
+            say(message, self.verbose)
+        if pending is not None:
+            self.pending_messages = []
+
+    def _say(self, message):
+        say(message, self.verbose, self.pending_messages)
 
     # -------------------------------------------------------------- phases
 
@@ -227,18 +257,14 @@ class SearchDriver:
                 # The result's own checkpoint, not one more epoch of training.
                 self.store.restore(self.search.final_key or START_KEY, model, self.ctrl)
                 self._disable_scheduler()
-                logger.info(
-                    "The accuracy-aware search in %s had already finished (%s); returning "
-                    "its result without training.",
-                    state_path,
-                    self.search.stop_reason,
+                self._say(
+                    f"[accuracy-aware] The search in {state_path} had already finished "
+                    f"({self.search.stop_reason}); returning its result without training. "
+                    + self._restored_text()
                 )
                 return self.search.epochs_trained
-            logger.info(
-                "Resuming the accuracy-aware search from %s after %d epochs (phase %s).",
-                state_path,
-                self.search.epochs_trained,
-                self.search.phase,
+            self._say(
+                f"[accuracy-aware] Resumed the search from {state_path}: " + self._restored_text()
             )
             return self.search.epochs_trained
         if self.resume:
@@ -292,8 +318,14 @@ class SearchDriver:
         )
         row = self.search.history[-1]
         self._apply(decision, model)
-        log_epoch(row, self.verbose)
-        self.tensorboard.write(row, current_rate=controller_rate(self.ctrl))
+        log_epoch(row, self.verbose, self.pending_messages)
+        if self.tensorboard.active:
+            self.tensorboard.write(
+                row,
+                current_rate=controller_rate(self.ctrl),
+                statistics=_statistics_dict(self.ctrl),
+                state=self._state_scalars(),
+            )
         self._save_resume_state(model)
         return decision, row
 
@@ -307,9 +339,9 @@ class SearchDriver:
         """Writes the summary, the result JSON and the plot; returns the result."""
         result = self.search.result()
         summary = str(result)
-        logger.info("%s", summary)
-        if self.verbose:
-            print(summary, flush=True)
+        self._say(summary)
+        if self.writes_files:
+            self.tensorboard.write_result(result)
         if self.log_dir is not None and self.writes_files:
             with open(os.path.join(self.log_dir, SUMMARY_FILE), "w", encoding="utf-8") as file:
                 file.write(summary + "\n")
@@ -319,6 +351,45 @@ class SearchDriver:
         return result
 
     # ----------------------------------------------------------- internals
+
+    def _state_scalars(self):
+        """The search state as numbers, for TensorBoard."""
+        search = self.search
+        key = search.best_checkpoint()
+        best = next((e for e in search.rates.values() if e["checkpoint"] == key), None)
+        state = {
+            "phase": _PHASE_CODES.get(search.phase, -1),
+            "epochs_trained": search.epochs_trained,
+            "epochs_in_phase": search.phase_epochs,
+            "direction": search.direction,
+            "rates_evaluated": len(search.rates),
+        }
+        if best is not None and best["passed"] and best["rate"] is not None:
+            state["best_passing_compression_rate"] = best["rate"]
+        return state
+
+    def _restored_text(self):
+        """What a resume restored: epochs, phase, rate and the best result so far."""
+        search = self.search
+        rate = controller_rate(self.ctrl)
+        parts = [
+            f"{search.epochs_trained} epochs trained",
+            f"phase {search.phase}",
+            "compression rate " + ("-" if rate is None else f"{rate:.6g}"),
+            f"learning rate scale {search.learning_rate_scale:.4g}",
+        ]
+        key = search.best_checkpoint()
+        best = next((e for e in search.rates.values() if e["checkpoint"] == key), None)
+        if best is None:
+            parts.append("no epoch evaluated yet")
+        else:
+            rate_text = "-" if best["rate"] is None else f"{best['rate']:.6g}"
+            parts.append(
+                f"best so far: metric {best['metric']:.6g} at rate {rate_text} "
+                f"(epoch {best['epoch']}, {'meets' if best['passed'] else 'does NOT meet'} "
+                "the criterion)"
+            )
+        return "; ".join(parts) + "."
 
     def _state_path(self):
         return os.path.join(self.log_dir, STATE_FILE) if self.log_dir else None

@@ -53,6 +53,7 @@ class ScaledLearningRateSchedule(keras.optimizers.schedules.LearningRateSchedule
         return value * keras.ops.cast(self.factor, value.dtype)
 
     def get_config(self):
+        """The wrapped schedule (serialized) and the current factor, for saving."""
         return {
             "schedule": keras.optimizers.schedules.serialize(self.schedule),
             "factor": float(_numpy(self.factor)),

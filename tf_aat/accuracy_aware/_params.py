@@ -134,6 +134,7 @@ class AccuracyAwareParams:
             )
 
     def to_dict(self):
+        """The settings as a plain dict (field name to value), as saved with the resume state."""
         return dataclasses.asdict(self)
 
 

@@ -43,6 +43,12 @@ class AccuracyAwareResult:
         return [row["rate"] for row in self.history]
 
     def to_dict(self):
+        """The result as plain JSON (what `accuracy_aware_result.json` holds).
+
+        Returns:
+            A dict with every attribute listed in the class docstring; `rates`
+            and `history` are lists of dicts.
+        """
         return dataclasses.asdict(self)
 
     def __str__(self):

@@ -71,6 +71,7 @@ class AccuracyAwareTrainingLoop:
 
     @property
     def search(self):
+        """The running `AccuracyAwareSearch` (None before `run()`)."""
         return None if self.driver is None else self.driver.search
 
     def run(
@@ -107,7 +108,9 @@ class AccuracyAwareTrainingLoop:
             early_stopping_fn: `(metric) -> bool`; True ends the current
                 phase (early exit: the run) after this epoch.
             tensorboard_writer: a `tf.summary` writer for the search's
-                scalars (else one under `log_dir` is created).
+                scalars, the algorithms' statistics, the search state and
+                the result's text (else one under `log_dir` is created);
+                see `AccuracyAwareCallback` for the tags.
             log_dir: where checkpoints, the resume state, the summary and
                 the plot go; None keeps checkpoints in memory.
             update_learning_rate_fn: `(factor)` multiplies the learning rate
@@ -175,7 +178,10 @@ def create_accuracy_aware_training_loop(
             with a controller without a rate, e.g. quantization alone).
         uncompressed_model_accuracy: the uncompressed model's metric, in
             the same units as `validate_fn`'s.
-        verbose: print one line per epoch and the final summary.
+        verbose: show one line per epoch, what a resume restored and the
+            final summary (stdout, or absl logging when Keras's interactive
+            logging is off); 0 sends them to the `tf_aat.accuracy_aware`
+            logger only.
 
     Example:
 

@@ -166,14 +166,17 @@ class AccuracyAwareSearch:
 
     @property
     def lower_is_better(self):
+        """Whether the metric is minimised (`metric_mode="min"`, e.g. a loss)."""
         return self.metric_mode == "min"
 
     @property
     def started(self):
+        """Whether `start()` was called."""
         return self.phase is not None
 
     @property
     def finished(self):
+        """Whether the search has stopped (see `stop_reason`)."""
         return self.phase == PHASE_FINISHED
 
     @property
@@ -182,6 +185,15 @@ class AccuracyAwareSearch:
         return self.phase in (PHASE_INITIAL, PHASE_EARLY_EXIT)
 
     def meets_criterion(self, metric):
+        """Whether `metric` is within the accuracy budget of the uncompressed metric.
+
+        Args:
+            metric: a validation metric, in the units of the uncompressed one.
+
+        Returns:
+            True when the degradation (an increase in `"min"` mode) is within
+            the configured maximal degradation.
+        """
         return self.params.meets_criterion(metric, self.uncompressed_metric, self.lower_is_better)
 
     def start(self, rate):

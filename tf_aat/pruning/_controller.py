@@ -75,6 +75,18 @@ class FilterPruningController(RatedCompressionController):
     # -- rate -------------------------------------------------------------
     @property
     def compression_rate(self):
+        """The fraction of filters pruned in each prunable group (or of FLOPs removed, with `pruning_flops_target`).
+
+        Setting it recomputes every mask from the current weights at once (a
+        number in [0, 1)); a rate above what pruning can reach prunes the most
+        it can, warns, and `statistics()` reports the `achieved_compression_rate`.
+
+        Example:
+
+        ```python
+        ctrl.compression_rate = 0.5   # half of the filters of each group masked
+        ```
+        """
         return self._rate
 
     @compression_rate.setter
@@ -99,6 +111,7 @@ class FilterPruningController(RatedCompressionController):
 
     @property
     def maximal_compression_rate(self):
+        """`maximal_pruning_level`, or in FLOPs mode the FLOPs reduction that level reaches on this model."""
         if not self.prune_flops:
             return self.params.maximal_pruning_level
         if self._maximal_rate is None:
@@ -109,6 +122,7 @@ class FilterPruningController(RatedCompressionController):
 
     @property
     def minimal_compression_rate(self):
+        """0.0: nothing pruned."""
         return 0.0
 
     def _set_rate(self, rate, source):
@@ -288,6 +302,7 @@ class FilterPruningController(RatedCompressionController):
                 variable.assign(value * vector.reshape(shape).astype(value.dtype))
 
     def current_keep(self):
+        """The keep flags the masks hold now: `{id(producer wrapper): bool array over its filters}`."""
         return _masks.unit_keep_from_wrappers(self._analysis)
 
     # -- scheduling and state --------------------------------------------
@@ -296,6 +311,13 @@ class FilterPruningController(RatedCompressionController):
         self.scheduler.enabled = False
 
     def get_state(self):
+        """The controller's state as plain JSON.
+
+        Returns:
+            A dict with `algorithm`, `compression_rate`, `pruning_level`,
+            `frozen` and `scheduler` (the schedule's own state). The masks are
+            model variables: they come back with the weights.
+        """
         return {
             "algorithm": self.name,
             "compression_rate": self._rate,
@@ -313,7 +335,25 @@ class FilterPruningController(RatedCompressionController):
             self.scheduler.load_state(state["scheduler"])
 
     # -- reporting and export --------------------------------------------
-    def statistics(self):
+    def statistics(self, full=False):
+        """What pruning does to the model now: a `tf_aat.pruning.PruningStatistics`.
+
+        Args:
+            full: whether `str()` of the result is the table of every layer
+                (True) or a short summary: totals, the largest groups and
+                the groups left unpruned with the reasons (False, default).
+
+        Returns:
+            The statistics; `to_dict()` holds everything either way.
+
+        Example:
+
+        ```python
+        print(ctrl.statistics())             # a dozen lines
+        print(ctrl.statistics(full=True))    # one line per layer
+        ctrl.statistics().to_dict()["flops_reduction"]
+        ```
+        """
         rows = _masks.model_cost(self._analysis, self.current_keep())
         return PruningStatistics(
             rows=rows,
@@ -325,6 +365,7 @@ class FilterPruningController(RatedCompressionController):
             groups=self._analysis.groups,
             skipped=self._analysis.skipped,
             keep=self.current_keep(),
+            full=bool(full),
         )
 
     def strip_model(self, model=None):

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tf_aat import _layer_rules as rules
+from tf_aat import _statistics
 from tf_aat._layer_rules import unwrap
 
 
@@ -45,6 +46,8 @@ def model_cost(analysis, unit_keep):
         layer = node.layer
         if not rules.is_layer(layer) or not unwrap(layer).weights:
             continue
+        if _statistics.is_machinery(layer):
+            continue  # a quantizer's range is not a parameter of the model described
         kinds = uses.get(id(layer), {})
         in_shape = node.input_shapes[0] if node.input_shapes else ()
         out_shape = node.output_shapes[0] if node.output_shapes else ()

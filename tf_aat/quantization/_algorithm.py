@@ -258,6 +258,16 @@ class QuantizationPlan(_algorithms.CompressionPlan):
         return ActivationQuantizer(symmetric=symmetric, name=name)
 
     def make_controller(self, compressed_model, init_data):
+        """The `QuantizationController` of `compressed_model`.
+
+        Args:
+            compressed_model: the model `create_compressed_model` built from this plan.
+            init_data: data to initialise the activation ranges from (then BN
+                adaptation), or None to keep the initial ranges.
+
+        Returns:
+            The controller, initialised when `init_data` is given.
+        """
         from tf_aat.quantization._controller import QuantizationController
 
         controller = QuantizationController(compressed_model, self.params, skipped=self.skipped)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_aat import _graph
+from tf_aat import _graph, _progress, _statistics
 from tf_aat._controller import CompressionController
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.quantization import _data
@@ -23,6 +23,10 @@ _RANGES_FROM_DATA = (
 _STATISTICS_FROM_DATA = (
     "BatchNormalization statistics are re-estimated from it: one NaN or inf makes them NaN"
 )
+
+
+def _layers(count):
+    return f"{count} BatchNormalization layer" + ("" if count == 1 else "s")
 
 
 class _RangeObserver:
@@ -87,15 +91,41 @@ class QuantizationScheduler:
         self.current_step = int(state["current_step"])
 
 
-class QuantizationStatistics:
-    """Which tensors are quantized and their current ranges."""
+class QuantizationStatistics(_statistics.StatisticsText):
+    """Which tensors are quantized and their current ranges.
 
-    def __init__(self, weight_rows, activation_rows, skipped):
+    `str()` gives the counts, the parameters in int8 weights and the layers
+    left in float; `to_str(full=True)` (or `statistics(full=True)`) also
+    every quantized weight and every activation range.
+
+    Attributes:
+        weight_rows: one dict per quantized weight: `layer`, `weight`,
+            `granularity`, `parameters`.
+        activation_rows: one dict per activation quantizer: `quantizer`,
+            `min`, `max`, `symmetric`.
+        skipped: `(layer name, reason)` of layers left in float.
+        model_parameters: `count_params()` of the model described (its own
+            weights; the quantizers' ranges are not counted).
+        full: whether `str()` lists every quantizer.
+    """
+
+    def __init__(self, weight_rows, activation_rows, skipped, model_parameters=None, full=False):
         self.weight_rows = weight_rows
         self.activation_rows = activation_rows
         self.skipped = skipped
+        self.model_parameters = model_parameters
+        self.full = bool(full)
 
     def to_dict(self):
+        """The statistics as plain JSON.
+
+        Returns:
+            A dict with `algorithm` (`"quantization"`), `num_weight_quantizers`,
+            `num_activation_quantizers`, `weights` (one dict per quantized weight:
+            `layer`, `weight`, `granularity`), `activations` (one dict per
+            activation quantizer: `quantizer`, `min`, `max`, `symmetric`) and
+            `skipped_layers` (`layer`, `reason`).
+        """
         return {
             "algorithm": "quantization",
             "num_weight_quantizers": len(self.weight_rows),
@@ -103,14 +133,37 @@ class QuantizationStatistics:
             "weights": [dict(r) for r in self.weight_rows],
             "activations": [dict(r) for r in self.activation_rows],
             "skipped_layers": [{"layer": n, "reason": r} for n, r in self.skipped],
+            "quantized_parameters": sum(r.get("parameters", 0) for r in self.weight_rows),
+            "model_parameters": self.model_parameters,
         }
 
-    def __str__(self):
+    def _text(self, full):
         lines = [
             "Quantization statistics (int8)",
             f"  weight quantizers:     {len(self.weight_rows)}",
             f"  activation quantizers: {len(self.activation_rows)}",
         ]
+        if self.model_parameters is not None:
+            quantized = sum(r.get("parameters", 0) for r in self.weight_rows)
+            lines.append(
+                f"  parameters in int8 weights: {quantized:,} of {self.model_parameters:,}"
+            )
+        if not full:
+            kinds = {}
+            for r in self.weight_rows:
+                kinds[r["granularity"]] = kinds.get(r["granularity"], 0) + 1
+            if kinds:
+                lines.append(
+                    "  weights: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+                )
+            by_reason = {}
+            for name, reason in self.skipped:
+                by_reason.setdefault(reason, []).append(name)
+            for reason, names in by_reason.items():
+                lines.append(f"  not quantized: {_statistics.names_list(names)}: {reason}")
+            if self.weight_rows or self.activation_rows:
+                lines.append("  (statistics(full=True) lists every quantizer and its range)")
+            return "\n".join(lines)
         if self.weight_rows:
             width = max(len(r["layer"]) for r in self.weight_rows)
             column = max(8, *(len(r["weight"]) for r in self.weight_rows))
@@ -148,6 +201,7 @@ class QuantizationController(CompressionController):
 
     @property
     def activation_quantizers(self):
+        """Every `ActivationQuantizer` of the model (those inside separable convolutions included), in layer order."""
         quantizers = []
         for layer in _graph.leaf_layers(self.model):
             if isinstance(layer, ActivationQuantizer):
@@ -158,6 +212,7 @@ class QuantizationController(CompressionController):
 
     @property
     def weight_quantized_layers(self):
+        """The `CompressionWrapper`s whose weights have a `WeightQuantizer`, in layer order."""
         return [
             layer
             for layer in _graph.leaf_layers(self.model)
@@ -170,7 +225,9 @@ class QuantizationController(CompressionController):
         """Sets activation ranges from `init_data`, then adapts BatchNormalization.
 
         Raises `ValueError` for a NaN or inf in the samples read, naming the
-        sample's index in the order `init_data` is iterated.
+        sample's index in the order `init_data` is iterated. Inside
+        `create_compressed_model` each step shows its progress as its
+        `verbose` says; called directly, the counts go to the `tf_aat` logger.
         """
         settings = self.params.range_init
         quantizers = self.activation_quantizers
@@ -182,6 +239,9 @@ class QuantizationController(CompressionController):
                 observer.percentiles = (settings.min_percentile, settings.max_percentile)
                 observers[id(quantizer)] = observer
                 quantizer.observer = observer
+            progress = _progress.Progress(
+                f"Initialising {len(quantizers)} activation ranges", settings.num_init_samples
+            )
             try:
                 seen = 0
                 batches = _data.take_samples(init_data, settings.num_init_samples)
@@ -189,6 +249,7 @@ class QuantizationController(CompressionController):
                     # Eager call: the observers are Python code that must see values.
                     self.model(batch, training=False)
                     seen += _data.batch_length(batch)
+                    progress.update(_data.batch_length(batch))
             finally:
                 for quantizer in quantizers:
                     quantizer.observer = None
@@ -201,7 +262,7 @@ class QuantizationController(CompressionController):
                 observer = observers[id(quantizer)]
                 if observer.mins:
                     quantizer.set_range(*observer.range())
-            logger.info("Initialised %d activation ranges from %d samples.", len(quantizers), seen)
+            progress.close(f"Initialised {len(quantizers)} activation ranges from {seen} samples.")
         self._adapt_batch_norm(init_data, None, "init_data")
         self.initialized = True
 
@@ -228,13 +289,20 @@ class QuantizationController(CompressionController):
         saved = [(v, v.numpy()) for q in self.activation_quantizers for v in q.weights]
         forward = tf.function(lambda x: self.model(x, training=True), reduce_retracing=True)
         batches = _data.take_samples(data, num_samples)
+        progress = _progress.Progress(f"Adapting {_layers(len(batch_norms))}", num_samples)
         for batch in _data.finite_batches(batches, name, _STATISTICS_FROM_DATA):
             forward(batch)
+            progress.update(_data.batch_length(batch))
         for variable, value in saved:
             variable.assign(value)
+        progress.close(f"Adapted {_layers(len(batch_norms))} on {progress.seen} samples.")
 
     # -- NNCF controller interface -----------------------------------------
     def get_state(self):
+        """The controller's state as plain JSON: whether the ranges were initialised, and the scheduler's counters.
+
+        The ranges themselves are model variables: they come back with the weights.
+        """
         return {
             "algorithm": self.name,
             "initialized": self.initialized,
@@ -242,11 +310,22 @@ class QuantizationController(CompressionController):
         }
 
     def load_state(self, state):
+        """Restores what `get_state` returned (the ranges come back with the model's weights)."""
         self.initialized = bool(state.get("initialized", True))
         if "scheduler" in state:
             self.scheduler.load_state(state["scheduler"])
 
-    def statistics(self):
+    def statistics(self, full=False):
+        """What is quantized and the current ranges: a `QuantizationStatistics`.
+
+        Args:
+            full: whether `str()` of the result lists every weight and
+                activation quantizer (True) or gives the counts (False,
+                default).
+
+        Returns:
+            The statistics; `to_dict()` holds everything either way.
+        """
         weight_rows = []
         for wrapper in self.weight_quantized_layers:
             for weight, quantizer in wrapper.weight_quantizers.items():
@@ -255,6 +334,7 @@ class QuantizationController(CompressionController):
                         "layer": wrapper.name,
                         "weight": weight,
                         "granularity": "per_channel" if quantizer.per_channel else "per_tensor",
+                        "parameters": int(np.prod(getattr(wrapper.layer, weight).shape)),
                     }
                 )
         activation_rows = [
@@ -266,7 +346,13 @@ class QuantizationController(CompressionController):
             }
             for q in self.activation_quantizers
         ]
-        return QuantizationStatistics(weight_rows, activation_rows, self.skipped)
+        return QuantizationStatistics(
+            weight_rows,
+            activation_rows,
+            self.skipped,
+            model_parameters=_statistics.model_parameters(self.model),
+            full=full,
+        )
 
     def strip_model(self, model=None):
         """The model as plain layers plus its quantizers (what `export_tflite` takes)."""

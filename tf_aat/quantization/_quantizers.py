@@ -53,6 +53,7 @@ class WeightQuantizer(keras.layers.Layer):
         self.channel_axes = tuple(int(a) for a in channel_axes)
 
     def build(self, input_shape=None):
+        """Nothing to create: the range is computed from the weight in every call."""
         self.built = True
 
     def _channel_shape(self, shape):
@@ -66,6 +67,15 @@ class WeightQuantizer(keras.layers.Layer):
         return axes
 
     def call(self, inputs):
+        """Fake-quantizes `inputs` (the weight) to `num_bits` with a symmetric range.
+
+        Args:
+            inputs: the float weight tensor.
+
+        Returns:
+            A tensor of the same shape and dtype, on the integer grid of the
+            range `[-max|w|, max|w|]` (per channel or per tensor).
+        """
         x = tf.convert_to_tensor(inputs)
         if not self.per_channel:
             bound = tf.maximum(tf.reduce_max(tf.abs(x)), _MINIMAL_RANGE)
@@ -91,9 +101,11 @@ class WeightQuantizer(keras.layers.Layer):
         return type(self).from_config(self.get_config())
 
     def compute_output_shape(self, input_shape):
+        """The weight's own shape."""
         return input_shape
 
     def get_config(self):
+        """The constructor arguments, for `.keras` saving."""
         config = super().get_config()
         config.update(
             num_bits=self.num_bits,
@@ -159,6 +171,7 @@ class ActivationQuantizer(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape=None):
+        """Creates the non-trainable `range_min`, `range_max` and `initialized` variables."""
         self.range_min = self.add_weight(
             name="range_min",
             shape=(),
@@ -186,6 +199,19 @@ class ActivationQuantizer(keras.layers.Layer):
         return low, high
 
     def call(self, inputs, training=None):
+        """Fake-quantizes `inputs` to the current range (per tensor, asymmetric by default).
+
+        While training the range follows the data (see the class docstring);
+        during range initialisation the layer only records the float values
+        and returns `inputs` unchanged.
+
+        Args:
+            inputs: the activation tensor.
+            training: whether the call is a training step.
+
+        Returns:
+            A tensor of the same shape and dtype as `inputs`.
+        """
         x = tf.convert_to_tensor(inputs)
         if self.observer is not None:
             # Range initialisation: record the float tensor, pass it through unchanged.
@@ -228,9 +254,11 @@ class ActivationQuantizer(keras.layers.Layer):
         return float(high - low) / (2**self.num_bits - 1)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape."""
         return input_shape
 
     def get_config(self):
+        """The constructor arguments, for `.keras` saving."""
         config = super().get_config()
         config.update(num_bits=self.num_bits, symmetric=self.symmetric, ema_decay=self.ema_decay)
         return config
@@ -277,9 +305,15 @@ class FixedRangeQuantizer(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape=None):
+        """Nothing to create: the range is fixed."""
         self.built = True
 
     def call(self, inputs):
+        """Fake-quantizes `inputs` to `[low, high]` with `num_bits`.
+
+        Returns:
+            A tensor of the same shape and dtype as `inputs`.
+        """
         x = tf.convert_to_tensor(inputs)
         y = tf.quantization.fake_quant_with_min_max_args(
             tf.cast(x, tf.float32), min=self.low, max=self.high, num_bits=self.num_bits
@@ -288,12 +322,15 @@ class FixedRangeQuantizer(keras.layers.Layer):
 
     @property
     def quantization_step(self):
+        """The float value of one integer step: `(high - low) / (2**num_bits - 1)`."""
         return (self.high - self.low) / (2**self.num_bits - 1)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape."""
         return input_shape
 
     def get_config(self):
+        """`low`, `high` and `num_bits`, for `.keras` saving."""
         return {
             **super().get_config(),
             "low": self.low,

@@ -5,7 +5,7 @@ import logging
 import keras
 import numpy as np
 
-from tf_aat import _graph
+from tf_aat import _graph, _statistics
 from tf_aat._controller import RatedCompressionController
 from tf_aat._wrapper import CompressionWrapper
 from tf_aat.sparsity._layers import MagnitudeSparsityMask, RBSparsityMask
@@ -66,6 +66,11 @@ class SparsityController(RatedCompressionController):
     # -- rate ---------------------------------------------------------------
     @property
     def compression_rate(self):
+        """The sparsity level: the fraction of zeros in the sparsified kernels, in [0, 1).
+
+        Setting it applies it at once (magnitude: the masks are recomputed;
+        RB: the loss's target is set and the masks follow with training).
+        """
         return self._level
 
     @compression_rate.setter
@@ -79,10 +84,12 @@ class SparsityController(RatedCompressionController):
 
     @property
     def maximal_compression_rate(self):
+        """0.99: at least one weight in a hundred stays."""
         return MAXIMAL_LEVEL
 
     @property
     def minimal_compression_rate(self):
+        """0.0: nothing zeroed."""
         return 0.0
 
     @staticmethod
@@ -121,6 +128,10 @@ class SparsityController(RatedCompressionController):
         self.scheduler.enabled = False
 
     def get_state(self):
+        """The controller's state as plain JSON: `algorithm`, `compression_rate` (the level), `frozen` and `scheduler`.
+
+        The masks are model variables: they come back with the weights.
+        """
         return {
             "algorithm": self.name,
             "compression_rate": self._level,
@@ -135,7 +146,17 @@ class SparsityController(RatedCompressionController):
         if "scheduler" in state:
             self.scheduler.load_state(state["scheduler"])
 
-    def statistics(self):
+    def statistics(self, full=False):
+        """The sparsity of each sparsified weight and in all: a `SparsityStatistics`.
+
+        Args:
+            full: whether `str()` of the result lists every sparsified
+                weight (True) or gives the totals and the largest weights
+                (False, default).
+
+        Returns:
+            The statistics; `to_dict()` holds everything either way.
+        """
         rows = []
         for wrapper, name, _ in self.entries:
             value = effective_weight(wrapper, name)
@@ -156,6 +177,8 @@ class SparsityController(RatedCompressionController):
             compression_rate=self._level,
             target_level=self.scheduler.target_level,
             mode=self.params.mode,
+            model_parameters=_statistics.model_parameters(self.model),
+            full=full,
         )
 
 
@@ -255,22 +278,50 @@ class RBSparsityController(SparsityController):
             mask.frozen.assign(1.0 if frozen else 0.0)
 
 
-class SparsityStatistics:
-    """Per-weight and overall sparsity: fraction of zeros and non-zero parameters."""
+class SparsityStatistics(_statistics.StatisticsText):
+    """Per-weight and overall sparsity: fraction of zeros and non-zero parameters.
 
-    def __init__(self, algorithm, rows, compression_rate, target_level, mode):
+    `str()` gives the totals and the largest sparsified weights;
+    `to_str(full=True)` (or `statistics(full=True)`) every weight.
+
+    Attributes:
+        algorithm: `"magnitude_sparsity"` or `"rb_sparsity"`.
+        rows: one dict per sparsified weight: `layer`, `weight`, `shape`,
+            `parameters`, `nonzero_parameters`, `sparsity_level`.
+        compression_rate: the level set.
+        target_level: the schedule's target level.
+        mode: `"global"` or `"local"`.
+        model_parameters: `count_params()` of the model described (its own
+            weights: the masks are not counted).
+        full: whether `str()` lists every weight.
+    """
+
+    def __init__(
+        self,
+        algorithm,
+        rows,
+        compression_rate,
+        target_level,
+        mode,
+        model_parameters=None,
+        full=False,
+    ):
         self.algorithm = algorithm
         self.rows = rows
         self.compression_rate = compression_rate
         self.target_level = target_level
         self.mode = mode
+        self.model_parameters = model_parameters
+        self.full = bool(full)
 
     @property
     def parameters(self):
+        """The number of parameters in the sparsified weights."""
         return sum(r["parameters"] for r in self.rows)
 
     @property
     def nonzero_parameters(self):
+        """How many of them are not zero."""
         return sum(r["nonzero_parameters"] for r in self.rows)
 
     @property
@@ -280,6 +331,7 @@ class SparsityStatistics:
         return 1.0 - self.nonzero_parameters / total if total else 0.0
 
     def to_dict(self):
+        """Everything as plain JSON: the levels, the totals and one dict per weight (`layers`)."""
         return {
             "algorithm": self.algorithm,
             "compression_rate": self.compression_rate,
@@ -288,10 +340,12 @@ class SparsityStatistics:
             "sparsity_level": self.sparsity_level,
             "parameters": self.parameters,
             "nonzero_parameters": self.nonzero_parameters,
+            "model_parameters": self.model_parameters,
             "layers": [dict(r) for r in self.rows],
         }
 
-    def __str__(self):
+    def _text(self, full):
+        shown = self.rows if full else _statistics.largest(self.rows, lambda r: r["parameters"])
         header = ("Layer", "Weight", "Shape", "Parameters", "Non-zero", "Sparsity")
         lines = [header] + [
             (
@@ -302,7 +356,7 @@ class SparsityStatistics:
                 str(r["nonzero_parameters"]),
                 f"{r['sparsity_level']:.3f}",
             )
-            for r in self.rows
+            for r in shown
         ]
         lines.append(
             (
@@ -319,8 +373,19 @@ class SparsityStatistics:
             f"{self.algorithm} statistics: level {self.compression_rate:.4f} "
             f"({self.mode} mode), measured {self.sparsity_level:.4f}"
         ]
+        if self.model_parameters is not None:
+            zeros = self.parameters - self.nonzero_parameters
+            text.append(
+                f"  model parameters: {self.model_parameters:,}, of which {self.parameters:,} "
+                f"sparsified and {zeros:,} zero"
+            )
+        if not full:
+            text.append("  largest sparsified weights:")
         for index, row in enumerate(lines):
-            text.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
+            text.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
             if index == 0 or index == len(lines) - 2:
-                text.append("  ".join("-" * width for width in widths))
+                text.append("  " + "  ".join("-" * width for width in widths))
+        hint = _statistics.full_table_hint(len(shown), len(self.rows), "weights")
+        if hint:
+            text.append(hint)
         return "\n".join(text)

@@ -23,12 +23,14 @@ class MagnitudeSparsityMask(keras.layers.Layer):
     """
 
     def build(self, input_shape):
+        """Creates the non-trainable `mask` variable (ones, the weight's shape)."""
         self.mask = self.add_weight(
             name="mask", shape=tuple(input_shape), initializer="ones", trainable=False
         )
         self.built = True
 
     def call(self, value):
+        """`value * mask`: the weight with its masked entries zeroed."""
         return value * ops.cast(self.mask, value.dtype)
 
     def binary_mask(self):
@@ -36,6 +38,7 @@ class MagnitudeSparsityMask(keras.layers.Layer):
         return np.asarray(self.mask.numpy()) > 0.5
 
     def compute_output_shape(self, input_shape):
+        """The weight's own shape."""
         return input_shape
 
 
@@ -68,6 +71,7 @@ class RBSparsityMask(keras.layers.Layer):
         self._seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, input_shape):
+        """Creates the trainable `mask` logits (at `logit(0.99)`) and the `target` and `frozen` variables."""
         self.mask = self.add_weight(
             name="mask",
             shape=tuple(input_shape),
@@ -84,6 +88,18 @@ class RBSparsityMask(keras.layers.Layer):
         return x + ops.stop_gradient(ops.round(x) - x)
 
     def call(self, value, training=None):
+        """The weight times a mask: sampled while training, `logit > 0` otherwise.
+
+        While training (and not frozen) also adds this weight's part of the
+        regularization loss (see the class docstring).
+
+        Args:
+            value: the weight.
+            training: whether the call is a training step.
+
+        Returns:
+            A tensor of the weight's shape and dtype.
+        """
         logits = ops.cast(self.mask, value.dtype)
         hard = ops.cast(logits > 0, value.dtype)
         if not training:
@@ -106,9 +122,11 @@ class RBSparsityMask(keras.layers.Layer):
         return np.asarray(self.mask.numpy()) > 0.0
 
     def compute_output_shape(self, input_shape):
+        """The weight's own shape."""
         return input_shape
 
     def get_config(self):
+        """`total_size`, `p`, `eps` and `seed`, for `.keras` saving."""
         return {
             **super().get_config(),
             "total_size": self.total_size,

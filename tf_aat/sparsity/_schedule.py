@@ -97,6 +97,12 @@ class SparsityScheduler(CompressionScheduler):
 
     # -- NNCF's contract ---------------------------------------------------
     def epoch_step(self, next_epoch=None):
+        """Moves to epoch `next_epoch` (default: the next one) and applies its level.
+
+        Args:
+            next_epoch: the zero-based epoch about to start, or None for the
+                one after the current.
+        """
         if self.update_per_optimizer_step:
             self._check_steps_per_epoch()
             if self._should_skip:
@@ -117,6 +123,11 @@ class SparsityScheduler(CompressionScheduler):
         self._apply()
 
     def step(self, next_step=None):
+        """Counts an optimizer step; with `update_per_optimizer_step` the level follows it.
+
+        Args:
+            next_step: the step about to run, or None for the next one.
+        """
         self._steps_in_current_epoch += 1
         if self._should_skip:
             return
@@ -150,6 +161,7 @@ class SparsityScheduler(CompressionScheduler):
         self._controller._set_level(self._level, source="scheduler")
 
     def get_state(self):
+        """The schedule's counters and level, as plain JSON."""
         return {
             "current_epoch": self.current_epoch,
             "current_step": self.current_step,
@@ -161,6 +173,7 @@ class SparsityScheduler(CompressionScheduler):
         }
 
     def load_state(self, state):
+        """Restores what `get_state` returned (the level is not applied again: the masks come back with the weights)."""
         self.current_epoch = int(state["current_epoch"])
         self.current_step = int(state["current_step"])
         self.enabled = bool(state.get("enabled", True))
