@@ -148,6 +148,7 @@ class QuantizationPlan(_algorithms.CompressionPlan):
                     and _activation_name(unwrap(reader.layer)) in ("relu", "relu6")
                 ):
                     fused.add(id(last.layer))
+        self._fused = fused
         for node in graph.nodes:
             layer = unwrap(node.layer)
             if id(node.layer) in fused or rules.rule_for(layer).keeps_input_scale:
@@ -259,7 +260,9 @@ class QuantizationPlan(_algorithms.CompressionPlan):
 
     def make_controller(self, compressed_model, init_data):
         from tf_aat.quantization._controller import QuantizationController
+        from tf_aat.quantization._refusals import warn_before_export
 
+        warn_before_export(self)
         controller = QuantizationController(compressed_model, self.params, skipped=self.skipped)
         if init_data is not None:
             controller.initialize(init_data)
