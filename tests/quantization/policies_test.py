@@ -103,3 +103,22 @@ def test_conv3d_trains_under_qat_and_exports(caplog, tmp_path):
     report = tf_aat.export_tflite(qat, tmp_path / "m.tflite", verify_data=data)
     assert "CONV_3D" in [op.op for op in report.ops]
     assert report.verification["within_tolerance"] >= 0.99
+
+
+def test_a_dense_over_a_feature_map_with_a_bias_exports_int8(tmp_path):
+    # ConvNeXt's pointwise convolutions: LayerNormalization then Dense on (h, w, c).
+    # Keras computes it as reshape, MatMul, reshape, bias add; with a non-zero bias
+    # (any trained one) the converter left FULLY_CONNECTED float.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 4))
+    x = keras.layers.LayerNormalization()(keras.layers.Conv2D(8, 3)(inputs))
+    x = keras.layers.Dense(16, activation="relu", bias_initializer="random_normal")(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Dense(8, name="pointwise")(x))
+    model = keras.Model(inputs, keras.layers.Dense(3)(x))
+    model.get_layer("pointwise").bias.assign(np.linspace(-1, 1, 8).astype("float32"))
+    data = _images((6, 6, 4))
+    _, qat = tf_aat.create_compressed_model(model, CONFIG, init_data=data)
+    report = tf_aat.export_tflite(qat, tmp_path / "m.tflite", verify_data=data)
+    assert [op.op for op in report.ops].count("FULLY_CONNECTED") == 3
+    assert not report.float_ops
+    assert report.verification["within_tolerance"] >= 0.99
