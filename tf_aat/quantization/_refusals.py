@@ -41,8 +41,14 @@ def float_heavy_layers(plan):
     quantized_output = plan._quantize_output
     split = plan._split
 
+    rounded_by_consumer = getattr(plan, "_rounded_by_consumer", set())
+
     def has_quantizer(node):
-        return id(node.layer) in quantized_output or id(node.layer) in split
+        return (
+            id(node.layer) in quantized_output
+            or id(node.layer) in split
+            or (id(node.layer) in rounded_by_consumer)
+        )
 
     def unquantized_source(tensor, seen=()):
         """None when `tensor` reaches its consumer quantized, else the layer to blame."""
