@@ -295,7 +295,9 @@ def export_tflite(
 
     Args:
         model: the Keras model (single or multiple inputs). Pruned filters
-            still in it are removed first (`tf_aat.strip_model`).
+            still in it are removed first (`tf_aat.strip_model`); a model under
+            a mixed-precision policy ("mixed_float16") is converted, and
+            verified, as its float32 copy with the same weights.
         path: where to write the `.tflite` file.
         representative_data: optional calibration inputs (any form
             `create_compressed_model`'s `init_data` takes) for tensors without a
