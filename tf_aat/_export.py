@@ -298,7 +298,9 @@ def export_tflite(
 
     Args:
         model: the Keras model (single or multiple inputs). Pruned filters
-            still in it are removed first (`tf_aat.strip_model`).
+            still in it are removed first (`tf_aat.strip_model`); a model under
+            a mixed-precision policy ("mixed_float16") is converted, and
+            verified, as its float32 copy with the same weights.
         path: where to write the `.tflite` file.
         representative_data: optional calibration inputs (any form
             `create_compressed_model`'s `init_data` takes) for tensors without a
@@ -361,6 +363,7 @@ def export_tflite(
     from tf_aat import _algorithms
 
     model = _algorithms.before_export(model)  # e.g. pruned filters removed first
+    model = float32_model(model)
     shapes, representative_data, verify_data = _resolve_shapes(
         model, input_shape, representative_data, verify_data
     )
@@ -441,6 +444,54 @@ def _delegate_error(flatbuffer):
     except RuntimeError as error:
         return " ".join(str(error).split())
     return None
+
+
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _low_precision(layer):
+    policy = getattr(layer, "dtype_policy", None)
+    return policy is not None and str(getattr(policy, "compute_dtype", "")) in _LOW_PRECISION
+
+
+def _float32_config(value):
+    """`value` (a layer config) with every mixed-precision dtype policy made float32."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy" and str(
+            value.get("config", {}).get("name", "")
+        ).startswith("mixed_"):
+            return "float32"
+        return {key: _float32_config(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    return value
+
+
+def float32_model(model):
+    """`model` computing in float32: a copy where layers under a mixed-precision
+    policy ("mixed_float16", "mixed_bfloat16") compute in float32, with the same
+    weights (their variables are float32 already); `model` itself when none is.
+
+    TFLite's int8 model runs int8 kernels between float32 quantize and dequantize
+    ops, so `export_tflite` converts this copy: what the float16 model computes
+    differs from it by float16 rounding only.
+    """
+    from tf_aat import _graph
+    from tf_aat._copying import layer_from_config
+
+    if not any(_low_precision(layer) for layer in _leaf_layers(model)):
+        return model
+    pending = []
+
+    def replace(layer):
+        new = layer_from_config(layer, _float32_config(layer.get_config()))
+        pending.append((layer, new))
+        return new
+
+    copy = _graph.rebuild(model, replace)
+    for old, new in pending:
+        new.set_weights(old.get_weights())
+    return copy
 
 
 def _raise_with_hint(error, model, batch_size):

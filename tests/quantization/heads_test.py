@@ -78,3 +78,29 @@ def test_mobilenet_v2_with_its_default_softmax_head_exports_int8(tmp_path):
     _, report = _export(model, tmp_path, data)
     assert not report.float_ops
     assert "SOFTMAX" in {op.op for op in report.ops}
+
+
+def test_a_concatenation_rounds_its_inputs_once_as_tflite_does(tmp_path):
+    # TFLite's CONCATENATION takes one scale: the converter gives the convs feeding
+    # it the concatenation's scale, so their values are rounded once, on that grid.
+    # Their own quantizers rounded them twice (own grid, then the concatenation's):
+    # 0.3% of the values one step off.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    small = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="small")(inputs)
+    wide = keras.layers.Conv2D(
+        4,
+        3,
+        padding="same",
+        activation="relu",
+        kernel_initializer=keras.initializers.RandomNormal(stddev=3.0),
+    )(inputs)
+    joined = keras.layers.Concatenate(name="joined")([small, wide])
+    model = keras.Model(inputs, joined)
+    data = _images(size=8)
+    ctrl, qat = tf_aat.create_compressed_model(model, CONFIG, init_data=data)
+    names = [layer.name for layer in qat.layers]
+    assert "small_quantizer" not in names and "joined_quantizer" in names
+    report = tf_aat.export_tflite(qat, tmp_path / "model.tflite", verify_data=data)
+    assert "QUANTIZE" not in [op.op for op in report.ops][1:]  # no requantization
+    assert report.verification["max_abs_error"] == 0.0

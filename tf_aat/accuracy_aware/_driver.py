@@ -5,6 +5,7 @@ the reporting; the runner and the callback only tell it when an epoch
 begins and ends.
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -335,9 +336,11 @@ class SearchDriver:
             self._apply(self.search.stop(reason), model)
             self._save_resume_state(model)
 
-    def finish(self, model):
+    def finish(self, model, stripped_metric=None):
         """Writes the summary, the result JSON and the plot; returns the result."""
         result = self.search.result()
+        if stripped_metric is not None:
+            result = dataclasses.replace(result, stripped_metric=float(stripped_metric))
         summary = str(result)
         self._say(summary)
         if self.writes_files:

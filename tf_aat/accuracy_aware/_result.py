@@ -23,6 +23,10 @@ class AccuracyAwareResult:
         history: one dict per epoch: `epoch`, `phase`, `rate`, `metric`,
             `budget`, `passed`, `step` (None outside the search phase),
             `learning_rate_scale`.
+        stripped_metric: the metric re-measured on `ctrl.strip_model(model)`
+            of the returned model, the model that is deployed (the runner's
+            `validate_fn`); None where it was not measured. It equals
+            `compressed_metric` when strip changes no output.
     """
 
     compression_rate: float | None
@@ -36,6 +40,7 @@ class AccuracyAwareResult:
     mode: str
     rates: list
     history: list
+    stripped_metric: float | None = None
 
     @property
     def rate_trajectory(self):
@@ -59,6 +64,8 @@ class AccuracyAwareResult:
             f"  criterion:           {status}",
             f"  compression rate:    {_number(self.compression_rate)}",
             f"  compressed metric:   {_number(self.compressed_metric)}",
+            f"  stripped metric:     {_number(self.stripped_metric)}"
+            + ("" if self.stripped_metric is None else " (re-measured after strip_model)"),
             f"  uncompressed metric: {_number(self.uncompressed_metric)}",
             f"  accuracy budget:     {_number(self.accuracy_budget)}",
             f"  epochs trained:      {self.epochs}",

@@ -87,6 +87,7 @@ class AccuracyAwareTrainingLoop:
         log_dir=None,
         update_learning_rate_fn=None,
         resume=False,
+        measure_stripped=True,
     ):
         """Runs the search and returns `model` in its final state.
 
@@ -116,6 +117,10 @@ class AccuracyAwareTrainingLoop:
             update_learning_rate_fn: `(factor)` multiplies the learning rate
                 by `factor`; replaces the loop's own optimizer update.
             resume: continue a run killed with the same `log_dir`.
+            measure_stripped: re-measure the returned model's metric with
+                `validate_fn` on `compression_ctrl.strip_model(model)` (compiled
+                like `model`), the model that is deployed: it goes into
+                `loop.result.stripped_metric`, beside the searched metric.
 
         Returns:
             `model`, with weights, masks and `compression_ctrl.compression_rate`
@@ -160,8 +165,35 @@ class AccuracyAwareTrainingLoop:
             if isinstance(loss, bool) or not isinstance(loss, numbers.Real):
                 loss = None
             self.driver.epoch_end(model, epoch, metric, end_phase=end_phase, loss=loss)
-        self.result = self.driver.finish(model)
+        stripped = None
+        if measure_stripped:
+            stripped = stripped_metric(
+                self.compression_ctrl, model, validate_fn, max(search.epochs_trained - 1, 0)
+            )
+        self.result = self.driver.finish(model, stripped_metric=stripped)
         return model
+
+
+def stripped_metric(ctrl, model, validate_fn, epoch):
+    """`validate_fn` on `ctrl.strip_model(model)`, or None (with a warning) where the
+    controller has no strip or the stripped model cannot be validated."""
+    strip = getattr(ctrl, "strip_model", None)
+    if strip is None:
+        return None
+    try:
+        stripped = strip(model)
+        if getattr(model, "compiled", False):
+            stripped.compile_from_config(model.get_compile_config())
+        return metric_value(validate_fn(stripped, epoch=epoch), "validate_fn")
+    except Exception as error:  # noqa: BLE001 - the search's own result stands
+        logger.warning(
+            "The stripped model's metric could not be measured (%s: %s); "
+            "loop.result.stripped_metric is None. Measure it with validate_fn on "
+            "compression_ctrl.strip_model(model), or pass measure_stripped=False.",
+            type(error).__name__,
+            error,
+        )
+        return None
 
 
 def create_accuracy_aware_training_loop(

@@ -1,7 +1,10 @@
 """8-bit quantization-aware training that deploys as a fully int8 TFLite model."""
 
 from tf_aat import _algorithms
-from tf_aat.quantization import _convolution  # noqa: F401 - registers the QAT convolutions
+from tf_aat.quantization import (
+    _convolution,  # noqa: F401 - registers the QAT convolutions
+    _dense,  # noqa: F401 - registers the QAT Dense
+)
 from tf_aat.quantization._algorithm import QuantizationPlan, quantization_plan
 from tf_aat.quantization._controller import QuantizationController, QuantizationStatistics
 from tf_aat.quantization._params import QuantizationParams, QuantizerParams, RangeInitParams

@@ -65,6 +65,18 @@ def _activation_name(layer):
     return name if name in _FUSABLE_ACTIVATIONS else None
 
 
+def _fixed_range(layer):
+    """True for a layer whose output quantizer has TFLite's fixed range (softmax, ...)."""
+    name = None
+    if isinstance(layer, keras.layers.Activation):
+        name = rules.activation_name(layer.activation)
+    elif isinstance(layer, keras.layers.Softmax):
+        name = "softmax"
+    elif not rules.is_layer(layer):
+        name = _OPERATION_ACTIVATIONS.get(type(layer).__name__)
+    return name in FIXED_OUTPUT_RANGES
+
+
 def _is_activation_layer(layer):
     return isinstance(layer, (keras.layers.ReLU, keras.layers.Activation))
 
@@ -148,6 +160,7 @@ class QuantizationPlan(_algorithms.CompressionPlan):
                     and _activation_name(unwrap(reader.layer)) in ("relu", "relu6")
                 ):
                     fused.add(id(last.layer))
+        self._fused = fused
         for node in graph.nodes:
             layer = unwrap(node.layer)
             if id(node.layer) in fused or rules.rule_for(layer).keeps_input_scale:
@@ -157,6 +170,35 @@ class QuantizationPlan(_algorithms.CompressionPlan):
             if not self._selected(layer):
                 continue
             self._quantize_output.add(id(node.layer))
+        self._share_concatenation_scales(consumers, outputs, calls)
+
+    def _share_concatenation_scales(self, consumers, outputs, calls):
+        """An input read only by a quantized concatenation is rounded once, by the
+        concatenation's quantizer: TFLite gives such a producer the
+        concatenation's output scale (its int8 CONCATENATION takes one scale), so
+        a quantizer of the producer's own would round twice where TFLite rounds once."""
+        self._rounded_by_consumer = set()
+        producer = {tensor: node for node in self.graph.nodes for tensor in node.outputs}
+        for node in self.graph.nodes:
+            if rules.rule_for(unwrap(node.layer)).channels != "concatenate":
+                continue
+            if id(node.layer) not in self._quantize_output:
+                continue
+            for tensor in node.inputs:
+                source = producer.get(tensor)
+                if (
+                    source is None
+                    or tensor in outputs
+                    or len(source.outputs) != 1
+                    or calls.get(id(source.layer), 0) != 1
+                    or id(source.layer) not in self._quantize_output
+                    or id(source.layer) in self._split
+                    or [id(r) for r in consumers.get(tensor, [])] != [id(node)]
+                    or _fixed_range(unwrap(source.layer))
+                ):
+                    continue
+                self._quantize_output.discard(id(source.layer))
+                self._rounded_by_consumer.add(id(source.layer))
 
     def _weight_kind(self, layer):
         """ "conv", "depthwise", "separable", "dense", "unsupported" or None, from its rule."""
@@ -269,7 +311,9 @@ class QuantizationPlan(_algorithms.CompressionPlan):
             The controller, initialised when `init_data` is given.
         """
         from tf_aat.quantization._controller import QuantizationController
+        from tf_aat.quantization._refusals import warn_before_export
 
+        warn_before_export(self)
         controller = QuantizationController(compressed_model, self.params, skipped=self.skipped)
         if init_data is not None:
             controller.initialize(init_data)

@@ -76,24 +76,62 @@ class WeightQuantizer(keras.layers.Layer):
             A tensor of the same shape and dtype, on the integer grid of the
             range `[-max|w|, max|w|]` (per channel or per tensor).
         """
-        x = tf.convert_to_tensor(inputs)
+        # Computed in float32 and cast back (a float16 kernel under the
+        # "mixed_float16" policy), as `keras.quantizers` does: TensorFlow's
+        # fake-quant ops take float32 only.
+        inputs = tf.convert_to_tensor(inputs)
+        x = tf.cast(inputs, tf.float32)
         if not self.per_channel:
             bound = tf.maximum(tf.reduce_max(tf.abs(x)), _MINIMAL_RANGE)
-            return tf.quantization.fake_quant_with_min_max_vars(
+            quantized = tf.quantization.fake_quant_with_min_max_vars(
                 x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range
             )
+            return tf.cast(quantized, inputs.dtype)
         shape = x.shape
         axes = self._channel_shape(shape)
+        if len(shape) > 4:
+            return tf.cast(self._per_channel_high_rank(x, axes), inputs.dtype)
         if len(axes) > 1:
             # Merge the channel axes into the last one, as TFLite lays the kernel out.
             channels = int(np.prod([shape[a] for a in axes]))
             x = tf.reshape(x, [*shape[: axes[0]], channels])
-        reduce_axes = list(range(len(x.shape) - 1))
-        bound = tf.maximum(tf.reduce_max(tf.abs(x), axis=reduce_axes), _MINIMAL_RANGE)
-        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+        quantized = self._per_channel(x)
+        if len(axes) > 1:
+            quantized = tf.reshape(quantized, shape)
+        return tf.cast(quantized, inputs.dtype)
+
+    def _per_channel(self, x):
+        """Per-channel fake quantization along the last axis of `x`."""
+        bound = tf.maximum(
+            tf.reduce_max(tf.abs(x), axis=list(range(len(x.shape) - 1))), _MINIMAL_RANGE
+        )
+        return tf.quantization.fake_quant_with_min_max_vars_per_channel(
             x, -bound, bound, num_bits=self.num_bits, narrow_range=self.narrow_range
         )
-        return tf.reshape(quantized, shape) if len(axes) > 1 else quantized
+
+    def _per_channel_high_rank(self, x, axes):
+        """A kernel of rank > 4 (Conv3D): TensorFlow's per-channel fake-quant op
+        runs forward on it (one op, which the converter reads) but its gradient
+        takes rank 4 at most, so the gradient is that of the same quantization
+        computed on the kernel seen as a matrix (rows by channels)."""
+        shape = x.shape
+        channels = int(np.prod([shape[a] for a in axes]))
+
+        @tf.custom_gradient
+        def quantize(x):
+            outputs = tf.reshape(
+                self._per_channel(tf.reshape(x, [*shape[: axes[0]], channels])), shape
+            )
+
+            def gradient(upstream):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    reference = tf.reshape(self._per_channel(tf.reshape(x, [-1, channels])), shape)
+                return tape.gradient(reference, x, output_gradients=upstream)
+
+            return outputs, gradient
+
+        return quantize(x)
 
     def slice_channels(self, keep):
         """A quantizer for the weight with only the `keep` channels (it holds no state)."""
