@@ -364,7 +364,7 @@ def search_section():
         f"{r['noise_note']}\n"
     )
     labels = {
-        "search": "adaptive search (seed rules)",
+        "search": "adaptive search (reference rules)",
         "search_advance_on_pass": "adaptive search, `advance_on_pass`",
         "oracle": "oracle sweep",
     }
@@ -580,14 +580,14 @@ def render():
         ),
         compress_section(
             "compress_cifar10",
-            "The main job on CIFAR-10: ResNet-20, the seed's search rules, 1% budget",
+            "The main job on CIFAR-10: ResNet-20, the reference config's search rules, 1% budget",
             "The search validates on the 10,000 test images, as NNCF's examples do, so these "
             "are validation accuracies, not unseen-test ones (`--validation_images=5000` holds "
             "out training images for the search instead and scores the test images once, at "
             "the end; the baseline then trains on 45,000 images). Only the convolutions NNCF's defaults allow "
             "are pruned (the first conv of each block, the two strided ones excepted; residual "
             "groups hold the stem or a strided shortcut), hence {flops} fewer FLOPs at rate {rate:.3f}. "
-            "`cifar10_resnet20_pruning_short.json` keeps the seed's config but scales its "
+            "`cifar10_resnet20_pruning_short.json` keeps the reference config but scales its "
             "epoch counts to a CPU (see Limitations).",
         ),
         deployment_section(),
