@@ -4,13 +4,15 @@ Trains (or loads a cached) baseline, measures its accuracy, searches the
 highest compression rate within the config's accuracy budget (Keras callback
 or loop runner), strips the pruned filters, exports TFLite, evaluates it, and
 writes a report (summary.md, metrics.json, the search plot) into --log_dir.
+The tf_aat calls are in `main` and `search`; the data, models and training
+recipes are in examples/data.py, models.py and training.py, the report in
+examples/job_report.py.
 
     python -m examples.compress                      # digits, offline, ~20 s on 2 cores
     python -m examples.compress --dataset=cifar10 --cifar10_path=../shared/data/cifar10_jpeg.npz \
         --model=resnet20 --config=examples/configs/cifar10_resnet20_pruning_adaptive.json
 """
 
-import json
 import os
 import tempfile
 import time
@@ -22,7 +24,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
-from examples import data, models, strategies, training  # noqa: E402
+from examples import data, job_report, models, strategies, training  # noqa: E402
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -245,110 +247,30 @@ def main(argv):
             f"writes the report and the models into {FLAGS.log_dir}."
         )
         return
-    statistics = ctrl.statistics()
-    print(statistics)
-    masked_accuracy = training.accuracy(compressed, x_val, y_val, batch_size)
-    stripped = ctrl.strip_model(compressed)
-    stripped_path = os.path.join(FLAGS.log_dir, "compressed_stripped.keras")
-    stripped.save(stripped_path)
-    stripped_accuracy = training.accuracy(stripped, x_val, y_val, batch_size)
-    # Every accuracy below is on the search's validation set (the test images
-    # unless --validation_images); "test" holds the held-out test scores.
-    metrics = {
-        "dataset": FLAGS.dataset,
-        "model": model.name,
-        "config": os.path.relpath(FLAGS.config),
-        "train_images": len(x_train),
-        "validation_images": len(x_val),
-        "validation": "held-out training images" if held_out else "test images",
-        "test_images": len(x_test),
-        "baseline_was_cached": baseline_cached,
-        "baseline_recipe": training.baseline_recipe(baseline_path),
-        "baseline_accuracy": baseline_accuracy,
-        "distilled": FLAGS.distill,
-        "compressed_accuracy": stripped_accuracy,
-        "masked_accuracy": masked_accuracy,
-        "compression_rate": ctrl.compression_rate,
-        "criterion_met": bool(result.criterion_met),
-        "accuracy_budget": result.accuracy_budget,
-        "epochs": result.epochs,
-        "baseline_params": model.count_params(),
-        "stripped_params": stripped.count_params(),
-        "statistics": statistics.to_dict(),
-        "files": {"baseline": baseline_path, "stripped": stripped_path},
-    }
-    if held_out:
-        metrics["test"] = {
-            "baseline_accuracy": training.accuracy(model, x_test, y_test, batch_size),
-            "compressed_accuracy": training.accuracy(stripped, x_test, y_test, batch_size),
-        }
-    pruning = metrics["statistics"]
-    pruning = pruning.get("filter_pruning", pruning)
-    metrics["flops_reduction"] = pruning.get("flops_reduction")
-    if FLAGS.export:
-        from examples import tflite_eval
-
-        tflite_path = os.path.join(FLAGS.log_dir, "compressed_int8.tflite")
-        float_path = os.path.join(FLAGS.log_dir, "baseline_float.tflite")
-        tf_aat.export_tflite(stripped, tflite_path, representative_data=x_train[:256])
-        tf_aat.export_tflite(model, float_path, quantize=False)
-        metrics["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_val, y_val)
-        if held_out:
-            metrics["test"]["tflite_accuracy"] = tflite_eval.accuracy(tflite_path, x_test, y_test)
-        metrics["tflite_bytes"] = os.path.getsize(tflite_path)
-        metrics["float_tflite_bytes"] = os.path.getsize(float_path)
-        metrics["files"]["tflite"] = tflite_path
-    metrics["wall_seconds"] = time.time() - started
-    with open(os.path.join(FLAGS.log_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, default=str)
-    _write_summary(metrics, result, statistics)
-    print(_headline(metrics))
-
-
-def _headline(m):
-    tflite = f", {m['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in m else ""
-    test = []
-    if "test" in m:  # --validation_images: the test images were kept from the search
-        t = m["test"]
-        test = [
-            f"Accuracy on the {m['test_images']:,} test images, unseen by the search: "
-            f"{t['baseline_accuracy']:.4f} -> {t['compressed_accuracy']:.4f} (Keras, stripped)"
-            + (f", {t['tflite_accuracy']:.4f} (int8 TFLite)" if "tflite_accuracy" in t else "")
-        ]
-    lines = [
-        "",
-        f"Report:  {os.path.join(FLAGS.log_dir, 'summary.md')} (metrics.json, search/ beside it)",
-        f"Model:   {m['files']['stripped']}"
-        + (f" and {m['files']['tflite']}" if "tflite" in m["files"] else ""),
-        f"Accuracy on the {m['validation_images']:,} {m['validation']}: "
-        f"{m['baseline_accuracy']:.4f} -> {m['masked_accuracy']:.4f} (Keras, as searched), "
-        f"{m['compressed_accuracy']:.4f} (Keras, stripped){tflite}",
-        *test,
-        f"Compression rate: {m['compression_rate']:.4f}; criterion met: {m['criterion_met']}",
-        f"FLOPs reduction: {100 * (m['flops_reduction'] or 0):.1f}%; parameters: "
-        f"{m['baseline_params']:,} -> {m['stripped_params']:,}",
-    ]
-    deployed = m.get("tflite_accuracy", m["compressed_accuracy"])
-    if m["criterion_met"] and deployed < m["accuracy_budget"]:
-        lines.append(
-            f"WARNING: the deployed model scores {deployed:.4f}, below the budget "
-            f"{m['accuracy_budget']:.4f} the searched model met: stripping and int8 rounding "
-            "moved some predictions. Tighten the budget or fine-tune the stripped model."
-        )
-    if "tflite_bytes" in m:
-        lines.append(
-            f"TFLite size: {m['float_tflite_bytes']:,} B float -> {m['tflite_bytes']:,} B int8 "
-            f"({m['float_tflite_bytes'] / m['tflite_bytes']:.1f}x smaller)"
-        )
-    return "\n".join(lines)
-
-
-def _write_summary(metrics, result, statistics):
-    with open(os.path.join(FLAGS.log_dir, "summary.md"), "w") as f:
-        f.write(f"# Compression report: {metrics['model']} on {metrics['dataset']}\n\n")
-        f.write("```\n" + _headline(metrics).strip() + "\n```\n\n")
-        f.write("## Search\n\n```\n" + str(result) + "\n```\n\n")
-        f.write("## Statistics\n\n```\n" + str(statistics) + "\n```\n")
+    metrics = job_report.write(
+        ctrl,
+        compressed,
+        model,
+        result,
+        train=(x_train, y_train),
+        validation=(x_val, y_val),
+        test=(x_test, y_test) if held_out else None,
+        batch_size=batch_size,
+        log_dir=FLAGS.log_dir,
+        export=FLAGS.export,
+        facts={
+            "dataset": FLAGS.dataset,
+            "config": os.path.relpath(FLAGS.config),
+            "test_images": len(x_test),
+            "baseline_was_cached": baseline_cached,
+            "baseline_recipe": training.baseline_recipe(baseline_path),
+            "baseline_accuracy": baseline_accuracy,
+            "distilled": FLAGS.distill,
+            "baseline_path": baseline_path,
+        },
+        started=started,
+    )
+    print(job_report.headline(metrics, FLAGS.log_dir))
 
 
 if __name__ == "__main__":
