@@ -70,6 +70,43 @@ def test_the_result_reports_the_stripped_models_metric_beside_the_searched_one(t
     assert saved["stripped_metric"] == result.stripped_metric
 
 
+def test_the_callback_measures_the_stripped_model_on_the_validation_data_it_is_given():
+    keras.utils.set_random_seed(0)
+    (x_train, y_train), (x_val, y_val) = load_digits()
+    x_train, y_train = x_train[:512], y_train[:512]
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    config = {
+        "compression": {
+            "algorithm": "filter_pruning",
+            "pruning_init": 0.2,
+            "params": {"schedule": "baseline", "prune_first_conv": True},
+            "accuracy_aware_training": {
+                "maximal_accuracy_degradation": 100.0,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 1,
+                "maximal_total_epochs": 2,
+            },
+        }
+    }
+    ctrl, compressed = tf_aat.create_compressed_model(model, config)
+    compressed.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    callback = tf_aat.AccuracyAwareCallback(
+        ctrl, config, 1.0, verbose=0, validation_data=(x_val, y_val)
+    )
+    compressed.fit(
+        x_train, y_train, validation_data=(x_val, y_val), epochs=2, verbose=0, callbacks=[callback]
+    )
+    stripped = ctrl.strip_model(compressed)
+    stripped.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    expected = stripped.evaluate(x_val, y_val, verbose=0, return_dict=True)["accuracy"]
+    assert stripped.count_params() < compressed.count_params()
+    assert callback.result.stripped_metric == pytest.approx(expected, abs=1e-9)
+
+
 def test_a_controller_without_strip_leaves_it_unmeasured():
     from .fakes import FakeController, make_model
 

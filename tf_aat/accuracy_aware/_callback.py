@@ -7,7 +7,7 @@ import keras
 from tf_aat import _distribute
 from tf_aat.accuracy_aware._driver import SearchDriver, check_controller, metric_value
 from tf_aat.accuracy_aware._learning_rate import LearningRateScaler
-from tf_aat.accuracy_aware._runner import resolve_accuracy_aware_params
+from tf_aat.accuracy_aware._runner import resolve_accuracy_aware_params, stripped_metric
 
 logger = logging.getLogger("tf_aat.accuracy_aware")
 
@@ -99,6 +99,11 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             `statistics/<algorithm>/*` (the numbers of
             `statistics().to_dict()`); the end, the result's table as text
             (`accuracy_aware/result`).
+        validation_data: optional; the data you pass to `fit(validation_data=...)`
+            (a tuple `(x, y)` or a dataset). Given, the end of the search
+            re-measures the monitored metric on `compression_ctrl.strip_model(model)`
+            (compiled like the model) into `result.stripped_metric`, beside the
+            searched metric; Keras does not hand callbacks its validation data.
 
     Example:
 
@@ -122,8 +127,10 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
         verbose=1,
         tensorboard_writer=None,
         mode="auto",
+        validation_data=None,
     ):
         super().__init__()
+        self.validation_data = validation_data
         if resume and log_dir is None:
             raise ValueError("`resume=True` needs the `log_dir` of the run. Received: log_dir=None")
         if mode not in MODES:
@@ -258,8 +265,32 @@ class AccuracyAwareCallback(keras.callbacks.Callback):
             self.model,
             f"model.fit() ended after {self.driver.search.epochs_trained} epochs",
         )
-        self.result = self.driver.finish(self.model)
+        stripped = None
+        if self.validation_data is not None:
+            stripped = stripped_metric(
+                self.compression_ctrl,
+                self.model,
+                self._evaluate,
+                self.driver.search.epochs_trained,
+            )
+        self.result = self.driver.finish(self.model, stripped_metric=stripped)
         self.driver.flush_messages()
+
+    def _evaluate(self, model, epoch):
+        """The monitored metric of `model` on `validation_data`."""
+        del epoch
+        data = self.validation_data
+        if isinstance(data, (tuple, list)):
+            logs = model.evaluate(*data[:2], verbose=0, return_dict=True)
+        else:
+            logs = model.evaluate(data, verbose=0, return_dict=True)
+        name = _metric_name(self.monitor)
+        if name not in logs:
+            raise KeyError(
+                f"Expected the monitor {self.monitor!r} as {name!r} in the stripped model's "
+                f"evaluate() logs. Received: {sorted(logs)}"
+            )
+        return logs[name]
 
 
 def _no_training(iterator):
