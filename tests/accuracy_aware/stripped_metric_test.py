@@ -13,15 +13,20 @@ from .digits_test import load_digits
 pytestmark = pytest.mark.onednn
 
 
-def test_the_result_reports_the_stripped_models_metric_beside_the_searched_one(tmp_path):
+def _digits_and_model():
+    """512 digits training images, the validation set and a small seeded CNN."""
     keras.utils.set_random_seed(0)
-    (x_train, y_train), (x_val, y_val) = load_digits()
-    x_train, y_train = x_train[:512], y_train[:512]
+    (x_train, y_train), validation = load_digits()
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    return (x_train[:512], y_train[:512]), validation, model
+
+
+def test_the_result_reports_the_stripped_models_metric_beside_the_searched_one(tmp_path):
+    (x_train, y_train), (x_val, y_val), model = _digits_and_model()
     config = {
         "compression": [
             {
@@ -71,14 +76,7 @@ def test_the_result_reports_the_stripped_models_metric_beside_the_searched_one(t
 
 
 def test_the_callback_measures_the_stripped_model_on_the_validation_data_it_is_given():
-    keras.utils.set_random_seed(0)
-    (x_train, y_train), (x_val, y_val) = load_digits()
-    x_train, y_train = x_train[:512], y_train[:512]
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+    (x_train, y_train), (x_val, y_val), model = _digits_and_model()
     config = {
         "compression": {
             "algorithm": "filter_pruning",
