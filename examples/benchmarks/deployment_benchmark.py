@@ -32,19 +32,17 @@ directory to start over. Prints a table and writes JSON to --output.
 
 import json
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from ai_edge_litert import interpreter as litert  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
 from examples.benchmarks._results import write_json_atomically, write_results  # noqa: E402
+from examples.benchmarks._timing import XNNPACK, interleaved_latencies  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.datasets (online).")
@@ -218,24 +216,8 @@ def quantize(model, baseline, train, test, path):
 
 def latencies(paths):
     """Median seconds per batch-1 invocation (one thread), interleaved across the files."""
-    interpreters = {}
-    for name, path in paths.items():
-        interpreter = litert.Interpreter(model_path=path, num_threads=1)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        sample = np.random.default_rng(0).uniform(0, 1, detail["shape"]).astype(detail["dtype"])
-        interpreter.set_tensor(detail["index"], sample)
-        for _ in range(20):  # warm-up
-            interpreter.invoke()
-        interpreters[name] = interpreter
-    times = {name: [] for name in paths}
-    for _ in range(FLAGS.latency_rounds):
-        for name, interpreter in interpreters.items():
-            for _ in range(FLAGS.latency_runs):
-                start = time.perf_counter()
-                interpreter.invoke()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    files = {name: (path, XNNPACK) for name, path in paths.items()}
+    return interleaved_latencies(files, FLAGS.latency_rounds, FLAGS.latency_runs, warmup=20)
 
 
 def main(argv):

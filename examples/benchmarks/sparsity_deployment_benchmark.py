@@ -23,9 +23,7 @@ once found.
 """
 
 import os
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -33,11 +31,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
-from ai_edge_litert import interpreter as litert  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import models  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
+from examples.benchmarks._timing import BUILTIN, XNNPACK, interleaved_latencies  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("levels", ["0", "0.5", "0.7", "0.8", "0.9", "0.95"], "Sparsity levels.")
@@ -99,44 +97,18 @@ def export_level(float_model, level, x, directory):
     return files, zero_fraction(stripped)
 
 
-def _interpreter(path, delegate):
-    kwargs = {"num_threads": 1}
-    if delegate == "builtin":
-        kwargs["experimental_op_resolver_type"] = (
-            litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        )
-    interpreter = litert.Interpreter(model_path=path, **kwargs)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    sample = np.random.default_rng(0).uniform(0, 1, detail["shape"]).astype(detail["dtype"])
-    interpreter.set_tensor(detail["index"], sample)
-    for _ in range(10):  # warm-up (DENSIFY runs here, once)
-        interpreter.invoke()
-    return interpreter
-
-
 def latencies(paths, without_xnnpack=()):
     """{(name, delegate): median seconds per invocation}, timed interleaved.
 
     Files in `without_xnnpack` (the delegate cannot prepare them) are timed
     with the builtin kernels only."""
-    interpreters = {
-        (name, delegate): _interpreter(path, delegate)
+    files = {
+        (name, delegate): (path, delegate)
         for name, path in paths.items()
-        for delegate in ("xnnpack", "builtin")
-        if not (delegate == "xnnpack" and name in without_xnnpack)
+        for delegate in (XNNPACK, BUILTIN)
+        if not (delegate == XNNPACK and name in without_xnnpack)
     }
-    times = {key: [] for key in interpreters}
-    keys = list(interpreters)
-    for index in range(FLAGS.rounds):
-        shift = index % len(keys)
-        for key in keys[shift:] + keys[:shift]:
-            interpreter = interpreters[key]
-            for _ in range(FLAGS.runs):
-                start = time.perf_counter()
-                interpreter.invoke()
-                times[key].append(time.perf_counter() - start)
-    return {key: statistics.median(t) for key, t in times.items()}
+    return interleaved_latencies(files, FLAGS.rounds, FLAGS.runs)
 
 
 def main(argv):
@@ -168,7 +140,7 @@ def main(argv):
         timed = latencies(paths, {row["name"] for row in rows if row["xnnpack_error"]})
     dense0 = next(row for row in rows if row["level"] == levels[0] and row["encoding"] == "dense")
     for row in rows:
-        for delegate in ("xnnpack", "builtin"):
+        for delegate in (XNNPACK, BUILTIN):
             seconds = timed.get((row["name"], delegate))
             row[f"latency_ms_{delegate}"] = None if seconds is None else 1000 * seconds
         row["size_vs_first_dense"] = row["size_bytes"] / dense0["size_bytes"]

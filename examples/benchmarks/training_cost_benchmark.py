@@ -53,7 +53,9 @@ flags.DEFINE_integer("warmup_steps", 3, "Untimed steps per variant before timing
 flags.DEFINE_integer("rounds", 7, "Timing rounds; --rounds x --steps timed steps per variant.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant per round, interleaved step by step.")
 flags.DEFINE_float("rate", 0.5, "Filter pruning rate (pruning_init) of the masked variants.")
-flags.DEFINE_float("sparsity", 0.5, "Magnitude sparsity level (sparsity_init) of the sparse variant.")
+flags.DEFINE_float(
+    "sparsity", 0.5, "Magnitude sparsity level (sparsity_init) of the sparse variant."
+)
 flags.DEFINE_bool("tfmot", True, "Include the tf_keras / TF-MOT baseline when installed.")
 flags.DEFINE_string(
     "output", "examples/benchmarks/results/training_cost.json", "Where to write the JSON results."

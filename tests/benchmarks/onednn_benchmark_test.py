@@ -35,9 +35,7 @@ def test_tiny_run_times_both_modes_and_writes_the_ratio(tmp_path):
     for mode in ("onednn_off", "onednn_on"):
         times = per_step[mode]["keras3_float"]
         assert len(times) == 2 and all(seconds > 0 for seconds in times)
-        assert results["train_step_seconds"][mode]["keras3_float"] == pytest.approx(
-            sum(times) / 2
-        )
+        assert results["train_step_seconds"][mode]["keras3_float"] == pytest.approx(sum(times) / 2)
     off = results["train_step_seconds"]["onednn_off"]["keras3_float"]
     on = results["train_step_seconds"]["onednn_on"]["keras3_float"]
     assert results["off_over_on"]["keras3_float"] == pytest.approx(off / on)
