@@ -10,6 +10,18 @@ from tf_aat._layer_types import SEPARABLE
 _CALL_OVERRIDES = []
 
 
+# (correction(wrapper, training) -> per-channel tensor or None): algorithms that
+# move the layer's bias where the deployed op's bias differs from the float one
+# (QAT's bias on TFLite's int32 grid, `tf_aat/quantization/_bias.py`).
+_BIAS_CORRECTIONS = []
+
+
+def register_bias_correction(correction):
+    """Lets an algorithm add `correction(wrapper, training)` to the wrapped layer's bias."""
+    if correction not in _BIAS_CORRECTIONS:
+        _BIAS_CORRECTIONS.append(correction)
+
+
 def register_call_override(applies, call):
     """Lets an algorithm compute the wrapped layer itself where `applies(wrapper)`."""
     if (applies, call) not in _CALL_OVERRIDES:
@@ -178,7 +190,14 @@ class CompressionWrapper(keras.layers.Wrapper):
         names = dict.fromkeys(
             [*self.masked_weights, *self.weight_transforms, *self.weight_quantizers]
         )
+        correction = self._bias_correction(training)
+        has_bias = getattr(self.layer, "use_bias", False) and correction is not None
+        if has_bias:
+            names["bias"] = None
         mapping = [(getattr(self.layer, n), self.compressed_weight(n)) for n in names]
+        if has_bias:
+            variable, value = mapping[-1]
+            mapping[-1] = (variable, value + ops.cast(correction, value.dtype))
         if self._call_has_training_arg_of(self.layer):
             kwargs["training"] = training
         with keras.StatelessScope(state_mapping=mapping) as scope:
@@ -193,7 +212,18 @@ class CompressionWrapper(keras.layers.Wrapper):
             value = scope.get_current_value(variable)
             if value is not None:
                 variable.assign(_replica_mean(value))
+        if correction is not None and not has_bias:
+            outputs = outputs + ops.cast(correction, outputs.dtype)
         return outputs
+
+    def _bias_correction(self, training):
+        """The sum of the registered bias corrections (None: none applies)."""
+        total = None
+        for correction in _BIAS_CORRECTIONS:
+            value = correction(self, training)
+            if value is not None:
+                total = value if total is None else total + value
+        return total
 
     @staticmethod
     def _call_has_training_arg_of(layer):

@@ -521,6 +521,19 @@ def zoo_deployment_section():
             f"{row['size_bytes'] / 1e6:.2f} MB | {'yes' if row['deployed'] else 'no'} |"
         )
     out.append("\n".join(lines) + "\n")
+    floors = [row for row in r["models"] if row["ok"] and "runtimes_error" in row]
+    if floors:
+        out.append(
+            "The floor on these random-weight nets: the same file on TFLite's builtin kernels "
+            "against Keras, and against LiteRT's default XNNPACK kernels (two int8 runtimes of "
+            "one file, whose requantizations round a value near a boundary differently): "
+            + "; ".join(
+                f"{row['model']} {row['tflite_builtin_error']:.2%}, "
+                f"{row['runtimes_error']:.2%} apart"
+                for row in floors
+            )
+            + ".\n"
+        )
     out.append(
         f"{summary['deployed']} of {summary['families']} families meet all three targets; "
         "refused: " + (", ".join(summary["refused"]) or "none") + ". What the others miss is "

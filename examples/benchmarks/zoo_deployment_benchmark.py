@@ -6,8 +6,14 @@ a small input: filter pruning at 0.3 plus int8 quantization
 `export_tflite`. Per architecture it records whether creation or export
 refused (and why), the stripped-vs-searched relative L2 error of the Keras
 outputs (target <= 1e-3: strip changes no quantized value), the TFLite-vs-
-Keras relative L2 error (target <= 5%) and top-1 agreement, the float heavy
-ops left in the file (target: none) and the file size.
+Keras relative L2 error (target <= 5%; LiteRT's default interpreter, whose
+XNNPACK delegate runs the int8 ops) and top-1 agreement, the float heavy
+ops left in the file (target: none) and the file size. Beside it, the floor
+no emulation can go under: the same file on TFLite's builtin kernels
+(`tflite_builtin_error`, vs Keras) and how far the two runtimes are apart
+(`runtimes_error`); their fixed-point and float requantizations round a
+value near a boundary differently, and a deep residual net on random
+weights amplifies each such one-step difference.
 
 Images are uniform noise in [0, 255] passed through the family's own
 `preprocess_input`, so activations have the scale the architecture expects;
@@ -35,6 +41,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 import tf_aat  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
 from examples.benchmarks._zoo import FAMILIES, randomize_constants  # noqa: E402
+from tf_aat._export import make_interpreter  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(FAMILIES), "keras.applications architectures to run.")
@@ -79,6 +86,18 @@ def preprocess(name, images):
 
 def _relative(a, b):
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def _run(interpreter, images):
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    outputs = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(out["index"])[0].astype("float32"))
+    return np.stack(outputs)
 
 
 def measure(name, size, work_dir):
@@ -127,17 +146,13 @@ def measure(name, size, work_dir):
     row["export_seconds"] = time.perf_counter() - start
     row["size_bytes"] = report.size_bytes
     row["float_heavy_ops"] = sorted({op.op for op in report.float_ops})
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    outputs = []
-    for image in verify:
-        interpreter.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
-        interpreter.invoke()
-        outputs.append(interpreter.get_tensor(out["index"])[0].astype("float32"))
-    tflite = np.stack(outputs)
+    tflite = _run(Interpreter(model_path=path), verify)
     row["tflite_error"] = _relative(tflite, deployed)
+    # The floor: the same file on TFLite's builtin kernels, whose fixed-point
+    # requantization rounds a value near a boundary differently from XNNPACK's.
+    builtin = _run(make_interpreter(model_path=path, delegates=False), verify)
+    row["tflite_builtin_error"] = _relative(builtin, deployed)
+    row["runtimes_error"] = _relative(tflite, builtin)
     row["top1_agreement"] = float(np.mean(tflite.argmax(-1) == deployed.argmax(-1)))
     row["output_max_probability"] = float(deployed.max(-1).mean())
     row["ok"] = True
@@ -176,6 +191,8 @@ def main(argv):
             if row["ok"]:
                 print(
                     f"{name:<18} strip {row['strip_error']:.1e}  tflite {row['tflite_error']:.2%}"
+                    f"  (builtin kernels {row['tflite_builtin_error']:.2%},"
+                    f" runtimes apart {row['runtimes_error']:.2%})"
                     f"  top-1 {row['top1_agreement']:.0%}  float ops {row['float_heavy_ops']}"
                     f"  {row['size_bytes'] / 1e6:.2f} MB",
                     flush=True,

@@ -24,6 +24,7 @@ def test_mobilenet_v3_with_its_softmax_head_deploys_all_int8(tmp_path):
     assert row["float_heavy_ops"] == []
     assert row["strip_error"] <= 1e-3
     assert row["tflite_error"] <= 0.05
+    assert row["tflite_builtin_error"] >= 0.0 and row["runtimes_error"] >= 0.0
     assert row["parameters_after"] < row["parameters_before"]
     assert results["summary"]["deployed"] == 1
     assert "1 of 1 families deployed" in stdout

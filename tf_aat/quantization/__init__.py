@@ -2,6 +2,7 @@
 
 from tf_aat import _algorithms
 from tf_aat.quantization import (
+    _bias,  # noqa: F401 - registers the bias on TFLite's int32 grid
     _convolution,  # noqa: F401 - registers the QAT convolutions
     _dense,  # noqa: F401 - registers the QAT Dense
 )

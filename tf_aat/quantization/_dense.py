@@ -21,8 +21,8 @@ def runs_dense_itself(wrapper):
 
 
 def dense_call(wrapper, inputs, training):
-    del training
     layer = wrapper.layer
+    correction = wrapper._bias_correction(training)  # the bias TFLite runs (`_bias.py`)
     x = tf.convert_to_tensor(inputs)
     kernel = tf.cast(wrapper.compressed_weight("kernel"), x.dtype)
     rank = len(x.shape)
@@ -31,7 +31,12 @@ def dense_call(wrapper, inputs, training):
         x = tf.reshape(x, [-1, x.shape[-1]])
     y = tf.matmul(x, kernel)
     if layer.use_bias:
-        y = tf.nn.bias_add(y, tf.cast(wrapper.compressed_weight("bias"), y.dtype))
+        bias = wrapper.compressed_weight("bias")
+        if correction is not None:
+            bias = bias + tf.cast(correction, bias.dtype)
+        y = tf.nn.bias_add(y, tf.cast(bias, y.dtype))
+    elif correction is not None:
+        y = y + tf.cast(correction, y.dtype)
     if layer.activation is not None:
         y = layer.activation(y)
     if rank > 2:

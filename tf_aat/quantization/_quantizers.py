@@ -283,6 +283,14 @@ class ActivationQuantizer(keras.layers.Layer):
         self.range_max.assign(float(high))
         self.initialized.assign(1.0)
 
+    def step(self):
+        """The float value of one integer step with the current range, as a float32
+        tensor (what `quantization_step` gives as a number, also inside a traced call)."""
+        low, high = self._bounds(
+            tf.cast(self.range_min, tf.float32), tf.cast(self.range_max, tf.float32)
+        )
+        return (high - low) / (2**self.num_bits - 1)
+
     @property
     def quantization_step(self):
         """The float value of one integer step with the current range."""
