@@ -187,6 +187,21 @@ class CompressionWrapper(keras.layers.Wrapper):
         for applies, override in _CALL_OVERRIDES:
             if applies(self):
                 return override(self, inputs, training)
+        return self.call_layer(inputs, training=training, **kwargs)
+
+    def call_layer(self, inputs, training=None, **kwargs):
+        """Runs the wrapped layer's own `call` on the compressed weights (what `call`
+        does where no algorithm computes the layer itself); a call override may
+        start from it.
+
+        Args:
+            inputs: the layer's inputs.
+            training: passed on to a layer whose `call` takes it.
+            **kwargs: passed on to the layer.
+
+        Returns:
+            The wrapped layer's outputs.
+        """
         names = dict.fromkeys(
             [*self.masked_weights, *self.weight_transforms, *self.weight_quantizers]
         )

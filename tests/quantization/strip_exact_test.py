@@ -63,3 +63,55 @@ def test_pruned_channels_that_dominate_the_consumers_ranges_do_not_move_the_int8
     searched = keras.ops.convert_to_numpy(compressed(data, training=False))
     deployed = keras.ops.convert_to_numpy(stripped(data, training=False))
     np.testing.assert_allclose(deployed, searched, rtol=1e-4, atol=1e-5)
+
+
+def test_a_pruned_batch_norm_rounds_its_kept_channels_as_the_stripped_one():
+    """InceptionResNetV2's conv + BatchNormalization(scale=False) + ReLU: strip
+    moves the kept channels of the BN's per-channel vectors, and TensorFlow's CPU
+    rsqrt differs by one float step between a vector packet and the scalar tail.
+    The inputs put each channel's output within a few float steps of a rounding
+    boundary of the ReLU's quantizer, where one float step is one int8 step."""
+    keras.utils.set_random_seed(0)
+    channels = 32
+    inputs = keras.Input((1, 1, 1))
+    x = keras.layers.Conv2D(channels, 1, use_bias=False, name="producer")(inputs)
+    x = keras.layers.BatchNormalization(scale=False, name="producer_bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    outputs = keras.layers.Conv2D(8, 1, name="consumer")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    model.get_layer("producer").kernel.assign(np.ones((1, 1, 1, channels), "float32"))
+    batch_norm = model.get_layer("producer_bn")
+    variance = rng.uniform(0.5, 1.5, channels)
+    batch_norm.moving_variance.assign(variance.astype("float32"))
+    config = {
+        "compression": [
+            {
+                "algorithm": "filter_pruning",
+                "pruning_init": 0.3,
+                "params": {"prune_first_conv": True},
+            },
+            {
+                "algorithm": "quantization",
+                "quantize_inputs": False,
+                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+            },
+        ]
+    }
+    calibration = rng.uniform(0.0, 2.0, (16, 1, 1, 1)).astype("float32")
+    ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=calibration)
+    stripped = ctrl.strip_model(compressed)
+    step = 0.01  # the ReLU's int8 grid: 0, 0.01, ..., 2.55 in both models
+    compressed.get_layer("relu_quantizer").set_range(0.0, 255 * step)
+    stripped.get_layer("relu_quantizer").set_range(0.0, 255 * step)
+    # For every channel, inputs that map to within +-24 float steps of the
+    # boundaries between grid points 20..119 (the conv passes them through).
+    scale = 1.0 / np.sqrt(variance + batch_norm.epsilon)
+    boundaries = (np.arange(20, 120) + 0.5) * step
+    offsets = 1.0 + np.arange(-24, 25) * 2.0**-23
+    data = (boundaries[None, :, None] / scale[:, None, None]) * offsets[None, None, :]
+    data = data.reshape(-1, 1, 1, 1).astype("float32")
+    searched = keras.ops.convert_to_numpy(compressed(data, training=False))
+    deployed = keras.ops.convert_to_numpy(stripped(data, training=False))
+    assert stripped.get_layer("producer_bn").moving_variance.shape[0] < channels
+    np.testing.assert_array_equal(deployed, searched)

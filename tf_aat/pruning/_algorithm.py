@@ -7,6 +7,7 @@ from tf_aat import _algorithms, _graph
 from tf_aat import _layer_rules as rules
 from tf_aat._layer_rules import unwrap
 from tf_aat._wrapper import CompressionWrapper
+from tf_aat.pruning import _batch_norm  # noqa: F401 - registers its call override
 from tf_aat.pruning._channels import analyze
 from tf_aat.pruning._controller import FilterPruningController
 from tf_aat.pruning._input_mask import InputChannelMask

@@ -65,16 +65,22 @@ def _activation_name(layer):
     return name if name in _FUSABLE_ACTIVATIONS else None
 
 
+def _output_activation_name(layer):
+    """The activation computed by a standalone activation layer or Keras operation
+    ("softmax", "relu", ...), which decides whether its output quantizer has a
+    fixed range; None for other layers."""
+    if isinstance(layer, keras.layers.Activation):
+        return rules.activation_name(layer.activation)
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax"
+    if not rules.is_layer(layer):
+        return _OPERATION_ACTIVATIONS.get(type(layer).__name__)
+    return None
+
+
 def _fixed_range(layer):
     """True for a layer whose output quantizer has TFLite's fixed range (softmax, ...)."""
-    name = None
-    if isinstance(layer, keras.layers.Activation):
-        name = rules.activation_name(layer.activation)
-    elif isinstance(layer, keras.layers.Softmax):
-        name = "softmax"
-    elif not rules.is_layer(layer):
-        name = _OPERATION_ACTIVATIONS.get(type(layer).__name__)
-    return name in FIXED_OUTPUT_RANGES
+    return _output_activation_name(layer) in FIXED_OUTPUT_RANGES
 
 
 def _is_activation_layer(layer):
@@ -271,13 +277,7 @@ class QuantizationPlan(_algorithms.CompressionPlan):
             ]
         if id(layer) not in self._quantize_output:
             return []
-        name = None
-        if isinstance(layer, keras.layers.Activation):
-            name = rules.activation_name(layer.activation)
-        elif isinstance(layer, keras.layers.Softmax):
-            name = "softmax"
-        elif not rules.is_layer(layer):
-            name = _OPERATION_ACTIVATIONS.get(type(layer).__name__)
+        name = _output_activation_name(layer)
         return [self._output_quantizer(f"{layer.name}_quantizer", name)]
 
     def _output_quantizer(self, name, activation=None):
