@@ -70,7 +70,7 @@ flags.DEFINE_enum(
     "default",
     list(strategies.STRATEGIES),
     "tf.distribute strategy: one device; mirrored (the GPUs of this machine); "
-    "multi_worker (the machines in TF_CONFIG; needs --driver=runner).",
+    "multi_worker (the machines in TF_CONFIG).",
 )
 flags.DEFINE_integer(
     "cpu_devices", 0, "Split the CPU into this many logical devices (try --strategy=mirrored)."
@@ -117,9 +117,7 @@ def baseline_model(x_train, y_train, x_test, y_test, batch_size, chief=True):
     return model, path, cached
 
 
-def search(
-    ctrl, compressed, teacher, config, baseline_accuracy, train, test, batch_size, strategy
-):
+def search(ctrl, compressed, teacher, config, baseline_accuracy, train, test, batch_size, strategy):
     params = config.accuracy_aware_training
     if params is None:
         raise ValueError(
@@ -191,12 +189,6 @@ def search(
 def main(argv):
     del argv
     FLAGS.log_dir = FLAGS.log_dir or DEFAULT_LOG_DIR
-    if FLAGS.strategy == "multi_worker" and FLAGS.driver != "runner":
-        raise ValueError(
-            "--strategy=multi_worker needs --driver=runner: Keras's model.fit (and so the "
-            "callback) cannot train under MultiWorkerMirroredStrategy (keras-team/keras"
-            f"#20585). Received: --driver={FLAGS.driver}"
-        )
     if FLAGS.strategy != "default" and FLAGS.distill:
         raise ValueError(
             "--distill runs on one device only (the Distiller is not tested under "
@@ -227,7 +219,9 @@ def main(argv):
     print(f"Baseline accuracy: {baseline_accuracy:.4f}")
 
     if strategy.num_replicas_in_sync > 1:
-        print(f"Training with {type(strategy).__name__} on {strategy.num_replicas_in_sync} replicas")
+        print(
+            f"Training with {type(strategy).__name__} on {strategy.num_replicas_in_sync} replicas"
+        )
     with strategy.scope():  # the compressed model's variables belong to the strategy
         ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=x_train[:512])
     compressed, result = search(

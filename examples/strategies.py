@@ -59,8 +59,9 @@ def task(strategy):
 
 def epoch_trainer(strategy, model, loss):
     """`train(dataset) -> mean loss`: one epoch of `model` through `strategy.run`,
-    each worker training on its share of every global batch (Keras's own `fit` and
-    `train_on_batch` fail under MultiWorkerMirroredStrategy; see the README)."""
+    each worker training on its share of every global batch (Keras's own `fit` fails
+    under MultiWorkerMirroredStrategy unless a tf_aat callback has mended it; see the
+    README)."""
     import tensorflow as tf
 
     index, workers = task(strategy)

@@ -148,20 +148,24 @@ def agree_across_workers(model, value):
 
 
 def check_fit_supported(ctrl, where):
-    """At a callback's creation: Keras 3's `fit` cannot train under a multi-worker
-    strategy (it fails before any callback runs), so refuse with the workaround."""
+    """At a callback's creation under a multi-worker strategy: Keras 3's `fit` fails
+    there before any callback runs (keras-team/keras#20585), so apply tf_aat's fix
+    (`_keras_multi_worker.apply`), and refuse with the workaround where this Keras
+    lacks the internals the fix replaces."""
     import keras
+
+    from tf_aat import _keras_multi_worker
 
     model = controlled_model(ctrl)
     strategy = training_strategy(model) if model is not None else None
-    if not is_multi_worker(strategy):
+    if not is_multi_worker(strategy) or _keras_multi_worker.apply():
         return
     raise ValueError(
         f"{where} drives model.fit(), which Keras {keras.version()} cannot run under "
         "MultiWorkerMirroredStrategy: fit() reduces the first batch with strategy.reduce, "
         "which this strategy refuses for an (x, y) batch (keras-team/keras#20585), and "
-        "train_on_batch() fails next in reduce_per_replica. Drive the search with "
-        "tf_aat.create_accuracy_aware_training_loop and a train_epoch_fn whose training "
-        "step runs through strategy.run (see the README section 'Training on several "
-        "devices')."
+        "tf_aat's fix for Keras 3.12 to 3.15 does not apply to this version. Drive the "
+        "search with tf_aat.create_accuracy_aware_training_loop and a train_epoch_fn whose "
+        "training step runs through strategy.run (see the README section 'Training on "
+        "several devices')."
     )

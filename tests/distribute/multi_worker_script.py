@@ -3,9 +3,10 @@
     TF_CONFIG=... python tests/distribute/multi_worker_script.py LOG_DIR RESULT_JSON \\
         [--driver=runner|callback] [--resume] [--crash_at=EPOCH]
 
-`--driver=runner` trains with the standalone loop (each worker feeds its half of
-every global batch to `train_on_batch`); `--driver=callback` runs `model.fit` with
-the accuracy-aware callback. `--crash_at` ends the process abruptly (os._exit, as a
+`--driver=runner` trains with the standalone loop and a custom `strategy.run` step
+(each worker feeds its half of every global batch); `--driver=callback` runs
+`model.fit` with the accuracy-aware callback; `--driver=plain_fit` runs Keras's `fit`
+without any tf_aat callback (Keras's own multi-worker failure). `--crash_at` ends the process abruptly (os._exit, as a
 kill would) when the search is about to train that epoch.
 """
 
@@ -48,8 +49,7 @@ def main(log_dir, result_path, driver="runner", resume=False, crash_at=None):
             sys.stdout.flush()
             os._exit(17)
 
-    # A custom training step: Keras 3.15's own (fit, train_on_batch) fails under
-    # MultiWorkerMirroredStrategy, see tests/distribute/multi_worker_test.py.
+    # The runner's custom training step (the callback driver uses Keras's fit).
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
     with STRATEGY.scope():
         compressed.optimizer.build(compressed.trainable_variables)
@@ -89,12 +89,28 @@ def main(log_dir, result_path, driver="runner", resume=False, crash_at=None):
             resume=resume,
         )
         result = loop.result
-    else:
-        # tf_aat refuses the callback at once; plain fit shows the upstream reason.
-        try:
-            tf_aat.AccuracyAwareCallback(ctrl, config, uncompressed, log_dir=log_dir, verbose=0)
-        except ValueError as error:
-            print(f"AccuracyAwareCallback refused: {error}", flush=True)
+    elif driver == "callback":
+        # Keras's own fit, with the accuracy-aware callback (tf_aat mends Keras's fit
+        # for MultiWorkerMirroredStrategy when the callback is created there).
+        callback = tf_aat.AccuracyAwareCallback(
+            ctrl, config, uncompressed, log_dir=log_dir, resume=resume, verbose=0
+        )
+
+        class CrashIfAsked(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                crash_if_asked(callback.driver.search.epochs_trained)
+
+        compressed.fit(
+            tf.data.Dataset.from_tensor_slices((x, y)).batch(digits.BATCH_SIZE),
+            validation_data=tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(
+                digits.BATCH_SIZE
+            ),
+            epochs=10,
+            verbose=0,
+            callbacks=[callback, CrashIfAsked()],
+        )
+        result = callback.result
+    else:  # plain_fit: Keras alone, without tf_aat's mend (the upstream failure)
         keras.config.disable_traceback_filtering()  # the test reads where fit fails
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(digits.BATCH_SIZE)
         compressed.fit(dataset, epochs=1, verbose=0)

@@ -2,9 +2,11 @@
 ports) run the digits search together; each start is bounded by a timeout that kills
 both workers' process groups.
 
-Keras 3.15's own training entry points fail under MultiWorkerMirroredStrategy (see
-`test_fit_with_the_callback_fails_upstream`), so the working runs use the standalone
-loop with a custom `strategy.run` training step (`multi_worker_script.py`).
+Both drivers run: Keras's `fit` with the accuracy-aware callback (Keras 3.12-3.15's
+`fit` fails under MultiWorkerMirroredStrategy by itself, see
+`test_plain_keras_fit_still_fails_upstream`; the callback applies tf_aat's mend,
+`tf_aat/_keras_multi_worker.py`), and the standalone loop with a custom `strategy.run`
+training step (`multi_worker_script.py`).
 """
 
 import json
@@ -55,13 +57,18 @@ def _succeeded(ran):
         assert code == 0, f"worker {task} (returncode {code}):\n{output[-5000:]}"
 
 
-@pytest.fixture(scope="module")
-def killed_and_resumed(tmp_path_factory):
-    """A run killed (both workers end abruptly) before its third epoch, then resumed."""
-    tmp_path = tmp_path_factory.mktemp("multi_worker")
+@pytest.fixture(
+    scope="module",
+    params=["callback", pytest.param("runner", marks=pytest.mark.slow)],
+)
+def killed_and_resumed(request, tmp_path_factory):
+    """A run killed (both workers end abruptly) before its third epoch, then resumed,
+    driven by Keras's fit with the callback, or by the standalone loop (slow)."""
+    driver = f"--driver={request.param}"
+    tmp_path = tmp_path_factory.mktemp(f"multi_worker_{request.param}")
     # Each worker gets its own log_dir first, so what each one wrote can be told apart.
     chief_log, worker_log = tmp_path / "chief_log", tmp_path / "worker_log"
-    ran, _ = _start(tmp_path, "killed", [chief_log, worker_log], "--crash_at=2")
+    ran, _ = _start(tmp_path, "killed", [chief_log, worker_log], driver, "--crash_at=2")
     killed = {
         "codes": [code for code, _ in ran],
         "outputs": [output[-3000:] for _, output in ran],
@@ -71,13 +78,13 @@ def killed_and_resumed(tmp_path_factory):
     with open(chief_log / "accuracy_aware_state.json", encoding="utf-8") as file:
         killed["epochs_trained"] = json.load(file)["search"]["epochs_trained"]
     # The resume: every worker reads the chief's files (one log_dir, as on a shared disk).
-    ran, results = _start(tmp_path, "resumed", [chief_log, chief_log], "--resume")
+    ran, results = _start(tmp_path, "resumed", [chief_log, chief_log], driver, "--resume")
     _succeeded(ran)
-    return killed, _read(results), tmp_path
+    return killed, _read(results), tmp_path, driver
 
 
 def test_only_the_chief_writes_files(killed_and_resumed):
-    killed, _, _ = killed_and_resumed
+    killed, _, _, _ = killed_and_resumed
     assert killed["codes"] == [17, 17], killed["outputs"]
     assert killed["epochs_trained"] == 2
     written = killed["chief_files"]
@@ -88,7 +95,7 @@ def test_only_the_chief_writes_files(killed_and_resumed):
 
 
 def test_both_workers_resume_to_the_same_result(killed_and_resumed):
-    _, (chief, worker), tmp_path = killed_and_resumed
+    _, (chief, worker), tmp_path, _ = killed_and_resumed
     assert chief["workers"] == worker["workers"] == 2
     assert len(chief["rates"]) >= 3  # two epochs before the kill, more after it
     assert chief["rates"] == worker["rates"]
@@ -102,10 +109,9 @@ def test_both_workers_resume_to_the_same_result(killed_and_resumed):
     assert summary.exists()
 
 
-@pytest.mark.slow
 def test_the_resumed_result_is_the_uninterrupted_one(killed_and_resumed, tmp_path):
-    _, (resumed, _), _ = killed_and_resumed
-    ran, results = _start(tmp_path, "uninterrupted", [tmp_path / "a", tmp_path / "b"])
+    _, (resumed, _), _, driver = killed_and_resumed
+    ran, results = _start(tmp_path, "uninterrupted", [tmp_path / "a", tmp_path / "b"], driver)
     _succeeded(ran)
     for reference in _read(results):
         assert resumed["rates"] == reference["rates"]
@@ -118,10 +124,14 @@ def test_the_resumed_result_is_the_uninterrupted_one(killed_and_resumed, tmp_pat
 
 @pytest.mark.slow
 def test_workers_that_would_start_at_different_epochs_stop(killed_and_resumed, tmp_path):
-    _, _, fixture_path = killed_and_resumed
+    _, _, fixture_path, driver = killed_and_resumed
     # The chief finds its finished search; the other worker sees no state at all.
     ran, _ = _start(
-        tmp_path, "mismatched", [fixture_path / "chief_log", tmp_path / "empty"], "--resume"
+        tmp_path,
+        "mismatched",
+        [fixture_path / "chief_log", tmp_path / "empty"],
+        driver,
+        "--resume",
     )
     for code, output in ran:
         assert code not in (0, None), output[-3000:]
@@ -130,21 +140,19 @@ def test_workers_that_would_start_at_different_epochs_stop(killed_and_resumed, t
 
 
 @pytest.mark.slow
-def test_the_callbacks_are_refused_because_fit_fails_upstream(tmp_path):
-    """tf_aat refuses AccuracyAwareCallback (and CompressionCallback) at creation under a
-    multi-worker strategy because Keras's `fit` cannot train there: Keras 3.15.1 with
-    TensorFlow 2.21.0 (and Keras's main branch as of August 2026) reduces the first
-    batch's nested `(x, y)` with `strategy.reduce("MEAN", ...)` in
-    `Trainer._maybe_symbolic_build`, which CollectiveAllReduceStrategy cannot do:
-    "ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported type
-    (PerReplica) to a Tensor." (keras-team/keras#20585, tensorflow/tensorflow#72388);
-    `train_on_batch` fails next, in `reduce_per_replica` ("Invalid reduction dimension
-    0 for input with 0 dimensions"). This test pins that: when it fails because plain
-    fit now trains, drop `_distribute.check_fit_supported` and run the callback here."""
-    ran, _ = _start(tmp_path, "callback", [tmp_path / "a", tmp_path / "b"], "--driver=callback")
+def test_plain_keras_fit_still_fails_upstream(tmp_path):
+    """Why tf_aat mends Keras (`tf_aat/_keras_multi_worker.py`, applied when a callback
+    is created under a multi-worker strategy): Keras's own `fit` cannot train there.
+    Keras 3.15.1 with TensorFlow 2.21.0 reduces the first batch's nested `(x, y)` with
+    `strategy.reduce("MEAN", ...)` in `Trainer._maybe_symbolic_build`, which
+    CollectiveAllReduceStrategy cannot do: "ValueError: Attempt to convert a value
+    (PerReplica:{...}) with an unsupported type (PerReplica) to a Tensor."
+    (keras-team/keras#20585, tensorflow/tensorflow#72388); each step's logs fail next,
+    in `reduce_per_replica` ("Invalid reduction dimension 0 for input with 0
+    dimensions"). This test pins that: when it fails because plain fit now trains,
+    remove `_keras_multi_worker` for the Keras versions that fixed it."""
+    ran, _ = _start(tmp_path, "plain", [tmp_path / "a", tmp_path / "b"], "--driver=plain_fit")
     for code, output in ran:
-        assert "AccuracyAwareCallback refused: AccuracyAwareCallback drives model.fit()" in output
-        assert "create_accuracy_aware_training_loop" in output
         assert "model.fit trained" not in output
         assert code not in (0, None), output[-3000:]
         assert "_maybe_symbolic_build" in output, output[-3000:]

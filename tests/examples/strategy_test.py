@@ -40,11 +40,7 @@ def test_mirrored_over_two_cpu_devices(tmp_path):
     assert (tmp_path / "compressed_stripped.keras").exists()
 
 
-def test_multi_worker_needs_the_runner_and_no_distillation(tmp_path):
-    result = run_script("examples.compress", f"--log_dir={tmp_path}", "--strategy=multi_worker")
-    assert result.returncode != 0
-    assert "--strategy=multi_worker needs --driver=runner" in result.stderr
-    assert "keras-team/keras#20585" in result.stderr
+def test_distillation_is_refused_under_a_strategy(tmp_path):
     result = run_script(
         "examples.compress", f"--log_dir={tmp_path}", "--strategy=mirrored", "--distill"
     )
@@ -53,7 +49,8 @@ def test_multi_worker_needs_the_runner_and_no_distillation(tmp_path):
 
 
 @pytest.mark.slow
-def test_multi_worker_on_two_local_workers(tmp_path):
+@pytest.mark.parametrize("driver", ["callback", "runner"])
+def test_multi_worker_on_two_local_workers(tmp_path, driver):
     ran = run_workers(
         ["-m", "examples.compress"],
         [
@@ -61,7 +58,7 @@ def test_multi_worker_on_two_local_workers(tmp_path):
                 f"--log_dir={tmp_path}",
                 f"--config={_short_config(tmp_path)}",
                 "--strategy=multi_worker",
-                "--driver=runner",
+                f"--driver={driver}",
                 "--baseline_epochs=2",
                 "--verbose=0",
                 "--noexport",

@@ -109,6 +109,7 @@ def test_sparse_weight_encoding_shrinks_the_int8_file_and_computes_the_same(tmp_
         with pytest.raises(RuntimeError):
             interpreter.allocate_tensors()
 
+
 def test_sparsity_with_filter_pruning_strips_exactly():
     keras.utils.set_random_seed(0)
     model = models.sequential_cnn()
