@@ -40,8 +40,8 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
+from examples.benchmarks._timing import BUILTIN, interpreter  # noqa: E402
 from examples.benchmarks._zoo import FAMILIES, randomize_constants  # noqa: E402
-from tf_aat._export import make_interpreter  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", list(FAMILIES), "keras.applications architectures to run.")
@@ -150,7 +150,7 @@ def measure(name, size, work_dir):
     row["tflite_error"] = _relative(tflite, deployed)
     # The floor: the same file on TFLite's builtin kernels, whose fixed-point
     # requantization rounds a value near a boundary differently from XNNPACK's.
-    builtin = _run(make_interpreter(model_path=path, delegates=False), verify)
+    builtin = _run(interpreter(path, BUILTIN, threads=None, warmup=0), verify)
     row["tflite_builtin_error"] = _relative(builtin, deployed)
     row["runtimes_error"] = _relative(tflite, builtin)
     row["top1_agreement"] = float(np.mean(tflite.argmax(-1) == deployed.argmax(-1)))
