@@ -69,3 +69,64 @@ def test_the_tflite_file_rounds_every_output_as_the_keras_qat_model_does(
     assert steps.max() < 1.01
     # A float bias rounds about a tenth of these outputs the other way.
     assert np.mean(steps > 0.5) < 1e-3
+
+
+def test_range_initialisation_observes_the_float_model_without_a_bias_correction(monkeypatch):
+    # While ranges are initialised the input quantizers still hold their initial
+    # range, so a correction computed from it would move the observed outputs
+    # (and the calibrated ranges) by up to half of a coarse accumulator step.
+    from tf_aat import _wrapper
+
+    def ranges(corrections):
+        monkeypatch.setattr(_wrapper, "_BIAS_CORRECTIONS", corrections)
+        keras.utils.set_random_seed(0)
+        rng = np.random.default_rng(0)
+        model = _model(rng, use_bias=True)
+        data = rng.normal(0, 1, (32, 6, 6, 4)).astype("float32")
+        _, compressed = tf_aat.create_compressed_model(model, CONFIG, init_data=data)
+        quantizer = compressed.get_layer("bn_quantizer")
+        return float(quantizer.range_min.numpy()), float(quantizer.range_max.numpy())
+
+    with_correction = ranges(list(_wrapper._BIAS_CORRECTIONS))
+    assert with_correction == ranges([])
+
+
+def test_a_pruned_quantized_dense_over_a_feature_map_strips_to_the_same_outputs():
+    # ConvNeXt's pointwise convolutions: Dense layers over the feature map, the
+    # expansion pruned, the projection reading the kept channels. The stripped
+    # projection sums over fewer inputs; the searched one must sum the same way.
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((4, 4, 192))
+    x = keras.layers.Dense(768, name="expand")(inputs)
+    x = keras.layers.Activation("gelu", name="gelu")(x)
+    x = keras.layers.Dense(192, name="project")(x)
+    outputs = keras.layers.Add(name="add")([inputs, x])
+    model = keras.Model(inputs, outputs)
+    for name in ("expand", "project"):
+        layer = model.get_layer(name)
+        layer.bias.assign(rng.normal(0, 0.2, layer.bias.shape).astype("float32"))
+    data = rng.normal(0, 1, (64, 4, 4, 192)).astype("float32")
+    config = {
+        "compression": [
+            {
+                "algorithm": "filter_pruning",
+                "pruning_init": 0.3,
+                "params": {"prune_first_conv": True},
+            },
+            {
+                "algorithm": "quantization",
+                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+            },
+        ]
+    }
+    ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=data)
+    assert float(np.mean(compressed.get_layer("expand").mask.numpy())) < 0.8
+    # A fine grid after the projection puts many of its outputs near a boundary.
+    quantizer = compressed.get_layer("project_quantizer")
+    low, high = float(quantizer.range_min.numpy()), float(quantizer.range_max.numpy())
+    quantizer.set_range(low / 4, high / 4)
+    stripped = ctrl.strip_model(compressed)
+    searched = np.asarray(compressed(data, training=False))
+    deployed = np.asarray(stripped(data, training=False))
+    np.testing.assert_array_equal(deployed, searched)

@@ -102,6 +102,8 @@ def _input_step(wrapper):
             return None
         operation = history.operation
         if isinstance(operation, ActivationQuantizer):
+            if operation.observer is not None:
+                return None  # range initialisation: the float model is observed, as it is
             return operation.step()
         if isinstance(operation, FixedRangeQuantizer):
             return tf.constant(operation.quantization_step, tf.float32)
