@@ -1,4 +1,7 @@
-"""Training cost of compression: ResNet-20 training-step time with masks, QAT and both.
+"""Training cost of compression: training-step time with masks, QAT and both.
+
+ResNet-20 by default; `--model=mobilenet_v2` measures the depthwise-heavy
+MobileNetV2-style net of examples/models.py against the same targets.
 
 ResNet-20 (32x32x3, batch 128), one compiled training step (`model.train_function`
 from `make_train_function()`, fed from a repeating `tf.data` iterator, so every
@@ -27,6 +30,7 @@ tf-keras`); without it they are skipped with a note.
 
     python -m examples.benchmarks.training_cost_benchmark      # ~3 min on 2 cores
     python -m examples.benchmarks.training_cost_benchmark --rounds=9 --steps=10
+    python -m examples.benchmarks.training_cost_benchmark --model=mobilenet_v2
 
 Random inputs are enough: step time does not depend on the data. Prints a table
 and writes JSON to --output.
@@ -57,8 +61,18 @@ flags.DEFINE_float(
     "sparsity", 0.5, "Magnitude sparsity level (sparsity_init) of the sparse variant."
 )
 flags.DEFINE_bool("tfmot", True, "Include the tf_keras / TF-MOT baseline when installed.")
+flags.DEFINE_enum(
+    "model",
+    "resnet20",
+    ["resnet20", "mobilenet_v2"],
+    "resnet20, or mobilenet_v2 (the depthwise-heavy MobileNetV2-style net of "
+    "examples/models.py; no tf_keras twin, so no TF-MOT rows).",
+)
 flags.DEFINE_string(
-    "output", "examples/benchmarks/results/training_cost.json", "Where to write the JSON results."
+    "output",
+    None,
+    "Where to write the JSON results (default: examples/benchmarks/results/"
+    "training_cost.json, training_cost_mobilenet_v2.json for --model=mobilenet_v2).",
 )
 
 CLASSES = 10
@@ -104,7 +118,7 @@ def _compile(model, k):
 def build_variants(x):
     """name -> compiled model, and a note when the TF-MOT baseline is skipped."""
     keras.utils.set_random_seed(0)
-    float_model = models.resnet20(INPUT_SHAPE, CLASSES)
+    float_model = models.MODELS[FLAGS.model](INPUT_SHAPE, CLASSES)
     configs = {
         "tf_aat_masks": {"compression": pruning_section()},
         "tf_aat_qat": {"compression": quantization_section()},
@@ -117,7 +131,9 @@ def build_variants(x):
         _, compressed = tf_aat.create_compressed_model(float_model, config, init_data=x[:128])
         variants[name] = _compile(compressed, keras)
     note = None
-    if FLAGS.tfmot:
+    if FLAGS.model != "resnet20":
+        note = f"TF-MOT baseline not measured for {FLAGS.model} (no tf_keras twin in examples)"
+    elif FLAGS.tfmot:
         try:
             import tensorflow_model_optimization as tfmot
             import tf_keras
@@ -198,7 +214,7 @@ def table_rows(step_times, ratios, qat_no_worse):
 
 def print_table(rows):
     print(
-        f"\nResNet-20 training step (32x32, batch {FLAGS.batch_size}, median of "
+        f"\n{FLAGS.model} training step (32x32, batch {FLAGS.batch_size}, median of "
         f"{FLAGS.rounds} x {FLAGS.steps} interleaved steps after {FLAGS.warmup_steps} warm-up)"
     )
     header = ("variant", "ms/step", "ratio vs float", "target", "result")
@@ -225,7 +241,7 @@ def main(argv):
         "device": "gpu" if tf.config.list_physical_devices("GPU") else "cpu",
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "model": "resnet20",
+        "model": FLAGS.model,
         "input_shape": list(INPUT_SHAPE),
         "batch_size": FLAGS.batch_size,
         "warmup_steps": FLAGS.warmup_steps,
@@ -247,7 +263,8 @@ def main(argv):
     print_table(table_rows(step_times, ratios, qat_no_worse))
     if note:
         print(f"  {note}")
-    write_results(FLAGS.output, results)
+    default = "training_cost" + ("" if FLAGS.model == "resnet20" else f"_{FLAGS.model}")
+    write_results(FLAGS.output or f"examples/benchmarks/results/{default}.json", results)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,10 @@ def test_the_searched_level_is_measured_against_dense_int8(tmp_path, cifar10_arc
         assert (row["latency_ms_xnnpack"] is None) == bool(row["xnnpack_error"])
     dense, sparse = rows["sparse, dense storage"], rows["sparse, sparse storage"]
     assert dense["size_bytes"] == pytest.approx(rows["dense int8"]["size_bytes"], rel=0.02)
-    assert dense["tflite_accuracy"] == pytest.approx(results["job"]["tflite_accuracy"], abs=1e-9)
+    # The job exported the same model (with representative data): a prediction or two apart.
+    assert dense["tflite_accuracy"] == pytest.approx(
+        results["job"]["tflite_accuracy"], abs=2 / results["test_images"]
+    )
     # The sparse encoding stores the same int8 weights: the same predictions.
     assert sparse["tflite_accuracy"] == pytest.approx(dense["tflite_accuracy"], abs=1e-9)
     assert "sparse, sparse storage" in out
