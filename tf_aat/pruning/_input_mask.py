@@ -42,6 +42,12 @@ class InputChannelMask(keras.layers.Layer):
         shape[self.axis % len(value.shape)] = -1
         return value * ops.cast(ops.reshape(self.mask, shape), value.dtype)
 
+    def kept_input_channels(self):
+        """A bool tensor along `axis`: True where the input channel is kept (read by
+        algorithms that compute on the kept channels only, through this method, so
+        they need not import pruning)."""
+        return ops.convert_to_tensor(self.mask) > 0.5
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

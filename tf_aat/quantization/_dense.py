@@ -21,7 +21,6 @@ import keras
 import tensorflow as tf
 
 from tf_aat import _wrapper
-from tf_aat.pruning._input_mask import InputChannelMask
 
 
 def runs_dense_itself(wrapper):
@@ -35,8 +34,11 @@ def _kept_channels(wrapper, training):
         return None, None
     keep_in = keep_out = None
     for transform in wrapper.weight_transforms.get("kernel", ()):
-        if isinstance(transform, InputChannelMask):
-            keep_in = tf.convert_to_tensor(transform.mask) > 0.5
+        # A transform masking input channels (filter pruning's InputChannelMask)
+        # says which it keeps; quantization does not import pruning.
+        kept = getattr(transform, "kept_input_channels", None)
+        if kept is not None:
+            keep_in = tf.convert_to_tensor(kept())
     if wrapper.mask is not None and wrapper.masked_weights.get("kernel", -1) % 2 == 1:
         keep_out = tf.convert_to_tensor(wrapper.mask) > 0.5
     return keep_in, keep_out
