@@ -555,13 +555,18 @@ def zoo_deployment_section():
             )
             + ".\n"
         )
+    missed = summary["deployed"] < summary["families"]
     out.append(
         f"{summary['deployed']} of {summary['families']} families meet all three targets; "
-        "refused: " + (", ".join(summary["refused"]) or "none") + ". What the others miss is "
-        "under Limitations. With random weights most softmax outputs are nearly flat (mean top "
+        "refused: "
+        + (", ".join(summary["refused"]) or "none")
+        + (". What the others miss is under Limitations" if missed else "")
+        + ". With random weights most softmax outputs are nearly flat (mean top "
         "probability near 1/10), so small TFLite errors there say less than on a trained "
         "model.\n"
     )
+    for name, when in summary.get("rows_rerun", {}).items():
+        out.append(f"The {name} row was re-run {when}.\n")
     return "\n".join(out)
 
 
