@@ -52,27 +52,3 @@ def interleaved_latencies(files, rounds, runs, warmup=10):
                 timed.invoke()
                 times[key].append(time.perf_counter() - start)
     return {key: statistics.median(t) for key, t in times.items()}
-
-
-def predict(path, x, delegate=XNNPACK):
-    """The float outputs of the file at `path` for the images `x`, one at a time
-    (inputs quantized with the file's input scale where its input is int8)."""
-    model = interpreter(path, delegate, warmup=0)
-    inp = model.get_input_details()[0]
-    out = model.get_output_details()[0]
-    outputs = []
-    for image in x:
-        value = image[None]
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            value = np.clip(np.round(value / scale + zero), info.min, info.max)
-            value = value.astype(inp["dtype"])
-        model.set_tensor(inp["index"], value)
-        model.invoke()
-        result = model.get_tensor(out["index"])[0].astype(np.float32)
-        if out["dtype"] != np.float32:
-            scale, zero = out["quantization"]
-            result = (result - zero) * scale
-        outputs.append(result)
-    return np.stack(outputs)

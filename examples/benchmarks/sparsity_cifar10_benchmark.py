@@ -41,9 +41,10 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
-from examples import data  # noqa: E402
+from examples import data, tflite_eval  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
-from examples.benchmarks._timing import BUILTIN, XNNPACK, interleaved_latencies, predict  # noqa: E402
+from examples.benchmarks._sparsity import zero_fraction  # noqa: E402
+from examples.benchmarks._timing import BUILTIN, XNNPACK, interleaved_latencies  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive (see DESIGN.md).")
@@ -57,19 +58,6 @@ flags.DEFINE_string(
     "examples/benchmarks/results/sparsity_cifar10.json",
     "Where to write the JSON results.",
 )
-
-KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")
-
-
-def zero_fraction(model):
-    """Fraction of zeros over the conv and dense kernels of `model`."""
-    zeros = total = 0
-    for weight in model.weights:
-        if weight.name in KERNELS:
-            kernel = np.asarray(weight)
-            zeros += int(np.sum(kernel == 0))
-            total += kernel.size
-    return zeros / total
 
 
 def read_job(job_dir):
@@ -124,8 +112,7 @@ def main(argv):
             )
             # XNNPACK cannot prepare some sparse-encoded ops; score and time
             # those files on the builtin kernels, as export_tflite verified them.
-            scoring = BUILTIN if report.delegate_error else XNNPACK
-            outputs = predict(path, x_test, scoring)
+            builtin = bool(report.delegate_error)
             rows.append(
                 {
                     "name": name,
@@ -133,7 +120,7 @@ def main(argv):
                     "encoding": "sparse" if sparse else "dense",
                     "size_bytes": report.size_bytes,
                     "int8": not report.float_ops,
-                    "tflite_accuracy": float(np.mean(np.argmax(outputs, -1) == y_test)),
+                    "tflite_accuracy": tflite_eval.accuracy(path, x_test, y_test, builtin),
                     "keras_accuracy": float(
                         np.mean(np.argmax(model.predict(x_test, verbose=0), -1) == y_test)
                     ),

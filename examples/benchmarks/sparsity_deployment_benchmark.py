@@ -35,6 +35,7 @@ from absl import app, flags  # noqa: E402
 import tf_aat  # noqa: E402
 from examples import models  # noqa: E402
 from examples.benchmarks._results import write_results  # noqa: E402
+from examples.benchmarks._sparsity import zero_fraction  # noqa: E402
 from examples.benchmarks._timing import BUILTIN, XNNPACK, interleaved_latencies  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -57,7 +58,6 @@ flags.DEFINE_string(
 )
 
 INPUT_SHAPE = (32, 32, 3)
-KERNELS = ("kernel", "depthwise_kernel", "pointwise_kernel")  # conv and dense weights
 
 
 def config(level):
@@ -70,17 +70,6 @@ def config(level):
         }
         compression.insert(0, sparsity)
     return {"compression": compression}
-
-
-def zero_fraction(model):
-    """Fraction of zeros over the conv and dense kernels of a stripped model."""
-    zeros = total = 0
-    for weight in model.weights:
-        if weight.name in KERNELS:
-            kernel = np.asarray(weight)
-            zeros += int(np.sum(kernel == 0))
-            total += kernel.size
-    return zeros / total
 
 
 def export_level(float_model, level, x, directory):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tf_aat
+from tests.quantization.models import pruned_int8_config
 from tf_aat._export import make_interpreter, run_tflite
 
 pytestmark = pytest.mark.onednn
@@ -107,19 +108,7 @@ def test_a_pruned_quantized_dense_over_a_feature_map_strips_to_the_same_outputs(
         layer = model.get_layer(name)
         layer.bias.assign(rng.normal(0, 0.2, layer.bias.shape).astype("float32"))
     data = rng.normal(0, 1, (64, 4, 4, 192)).astype("float32")
-    config = {
-        "compression": [
-            {
-                "algorithm": "filter_pruning",
-                "pruning_init": 0.3,
-                "params": {"prune_first_conv": True},
-            },
-            {
-                "algorithm": "quantization",
-                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
-            },
-        ]
-    }
+    config = pruned_int8_config()
     ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=data)
     assert float(np.mean(compressed.get_layer("expand").mask.numpy())) < 0.8
     # A fine grid after the projection puts many of its outputs near a boundary.

@@ -133,3 +133,23 @@ def images(n, shape=(16, 16, 3), seed=0):
 
 def labels(n, classes=10, seed=0):
     return np.random.default_rng(seed + 1).integers(0, classes, n)
+
+
+def pruned_int8_config(pruning_init=0.3, **quantization):
+    """Filter pruning (first conv included) + int8 QAT without BN adaptation, the
+    config the strip-exactness tests compress with; `quantization` adds keys to its
+    quantization section."""
+    return {
+        "compression": [
+            {
+                "algorithm": "filter_pruning",
+                "pruning_init": pruning_init,
+                "params": {"prune_first_conv": True},
+            },
+            {
+                "algorithm": "quantization",
+                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+                **quantization,
+            },
+        ]
+    }

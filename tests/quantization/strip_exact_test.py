@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tf_aat
+from tests.quantization.models import pruned_int8_config
 
 pytestmark = pytest.mark.onednn
 
@@ -84,20 +85,7 @@ def test_a_pruned_batch_norm_rounds_its_kept_channels_as_the_stripped_one():
     batch_norm = model.get_layer("producer_bn")
     variance = rng.uniform(0.5, 1.5, channels)
     batch_norm.moving_variance.assign(variance.astype("float32"))
-    config = {
-        "compression": [
-            {
-                "algorithm": "filter_pruning",
-                "pruning_init": 0.3,
-                "params": {"prune_first_conv": True},
-            },
-            {
-                "algorithm": "quantization",
-                "quantize_inputs": False,
-                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
-            },
-        ]
-    }
+    config = pruned_int8_config(quantize_inputs=False)
     calibration = rng.uniform(0.0, 2.0, (16, 1, 1, 1)).astype("float32")
     ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=calibration)
     stripped = ctrl.strip_model(compressed)
@@ -139,19 +127,7 @@ def test_a_pruned_conv_puts_its_kept_channels_bias_on_the_stripped_ones_grid():
     batch_norm.moving_variance.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
     batch_norm.moving_mean.assign(rng.normal(0, 0.5, channels).astype("float32"))
     batch_norm.beta.assign(rng.normal(0, 0.5, channels).astype("float32"))
-    config = {
-        "compression": [
-            {
-                "algorithm": "filter_pruning",
-                "pruning_init": 0.3,
-                "params": {"prune_first_conv": True},
-            },
-            {
-                "algorithm": "quantization",
-                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
-            },
-        ]
-    }
+    config = pruned_int8_config()
     data = rng.normal(0, 1, (16, 6, 6, 3)).astype("float32")
     ctrl, compressed = tf_aat.create_compressed_model(model, config, init_data=data)
     stripped = ctrl.strip_model(compressed)
