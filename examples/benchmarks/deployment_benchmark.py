@@ -11,13 +11,23 @@ script, or passed with --baseline):
   --ignored_scopes, which keeps the residual groups and the stem whole
   (--prune_first_conv --ignored_scopes= prunes every conv);
 - `int8`: the baseline after a short 8-bit QAT fine-tune, int8 TFLite;
-- `pruned_int8`: the pruned model after the same QAT fine-tune, int8 TFLite.
+- `pruned_int8`: the pruned model after the same QAT fine-tune, int8 TFLite;
+- `int8_ptq`: the baseline quantized after training by the TFLite converter
+  (full-integer PTQ, calibrated on --calibration_images training images);
+- `int8_ai_edge`: the baseline quantized after training by AI Edge Quantizer
+  (static int8 recipe, same calibration images; needs `ai-edge-quantizer`,
+  the `ptq` extra: without it the row is left out and the results say why).
+
+The two PTQ rows are what a user would pick instead of QAT: they need no
+training, so they are compared with `int8` on the same float model.
+--variants picks the rows (fp32 is always measured: every ratio is to it);
+`--variants=fp32,int8,int8_ptq,int8_ai_edge` skips the pruning fine-tune.
 
 Every fine-tune is distilled from the fp32 baseline by default
 (`keras.distillation.Distiller`; --nodistill trains on the labels only).
 
 For each: test accuracy of the TFLite file on the test images (10,000 by
-default), file size, latency at batch 1 on one thread (LiteRT, its default
+default), its top-1 agreement with the fp32 Keras model there, file size, latency at batch 1 on one thread (LiteRT, its default
 XNNPACK delegate; median of interleaved rounds, so every model sees the same
 machine load) and multiply-accumulates counted from the layer shapes.
 Speed-ups are compared with the ideal the MAC count predicts.
@@ -41,6 +51,7 @@ from absl import app, flags  # noqa: E402
 
 import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
+from examples.benchmarks import _ptq  # noqa: E402
 from examples.benchmarks._results import write_json_atomically, write_results  # noqa: E402
 from examples.benchmarks._timing import XNNPACK, interleaved_latencies  # noqa: E402
 
@@ -75,6 +86,17 @@ flags.DEFINE_float("distillation_temperature", 4.0, "Softmax temperature of the 
 flags.DEFINE_float(
     "student_loss_weight", 0.5, "Weight of the label loss; the distillation loss gets the rest."
 )
+flags.DEFINE_list(
+    "variants",
+    ["fp32", "pruned", "int8", "pruned_int8", "int8_ptq", "int8_ai_edge"],
+    "Rows to measure (fp32 is always added): fp32, pruned, int8, pruned_int8, int8_ptq "
+    "(TFLite converter PTQ), int8_ai_edge (AI Edge Quantizer PTQ).",
+)
+flags.DEFINE_integer(
+    "calibration_images",
+    512,
+    "Training images that calibrate the PTQ files (QAT's range initialisation reads as many).",
+)
 flags.DEFINE_integer("qat_epochs", 1, "QAT fine-tuning epochs (int8 and pruned + int8).")
 flags.DEFINE_float("learning_rate", 0.1, "Baseline SGD learning rate (cosine-decayed).")
 flags.DEFINE_float("finetune_learning_rate", 0.01, "Pruning fine-tune SGD learning rate.")
@@ -91,7 +113,8 @@ flags.DEFINE_string(
     "output", "examples/benchmarks/results/deployment.json", "Where to write the JSON results."
 )
 
-VARIANTS = ("fp32", "pruned", "int8", "pruned_int8")
+VARIANTS = ("fp32", "pruned", "int8", "pruned_int8", "int8_ptq", "int8_ai_edge")
+PTQ = ("int8_ptq", "int8_ai_edge")
 TARGETS = {"speedup": 3.5, "size_reduction": 6.0, "accuracy_drop_points": 1.0}
 
 
@@ -198,13 +221,14 @@ def prune(baseline, train, test, path):
 
 def quantize(model, baseline, train, test, path):
     """A short QAT fine-tune, then an int8 TFLite file at `path` (batch 1)."""
+    images = FLAGS.calibration_images
     config = {
         "compression": {
             "algorithm": "quantization",
-            "initializer": {"range": {"num_init_samples": 512}},
+            "initializer": {"range": {"num_init_samples": images}},
         }
     }
-    _, qat = tf_aat.create_compressed_model(model, config, init_data=train[0][:512])
+    _, qat = tf_aat.create_compressed_model(model, config, init_data=train[0][:images])
     print(f"QAT fine-tuning {model.name} for {FLAGS.qat_epochs} epoch(s)")
     _fit(qat, train, test, FLAGS.qat_epochs, FLAGS.qat_learning_rate, teacher=baseline)
     keras_accuracy = training.accuracy(qat, test[0], test[1], FLAGS.batch_size)
@@ -214,19 +238,50 @@ def quantize(model, baseline, train, test, path):
     return {"keras_accuracy": keras_accuracy, "verification": export.verification}
 
 
+def post_training_quantize(name, baseline, calibration, path):
+    """The float baseline quantized after training (no fine-tune): `int8_ptq` by the
+    TFLite converter, `int8_ai_edge` by AI Edge Quantizer; an int8 file at `path`."""
+    print(f"Post-training quantization ({name}) on {len(calibration)} calibration images")
+    if name == "int8_ptq":
+        _ptq.converter_ptq(baseline, calibration, path)
+    else:
+        _ptq.ai_edge_ptq(baseline, calibration, path)
+    # The float model is the one before conversion: its accuracy is fp32's.
+    return {"keras_accuracy": None}
+
+
 def latencies(paths):
     """Median seconds per batch-1 invocation (one thread), interleaved across the files."""
     files = {name: (path, XNNPACK) for name, path in paths.items()}
     return interleaved_latencies(files, FLAGS.latency_rounds, FLAGS.latency_runs, warmup=20)
 
 
+def selected_variants():
+    """The rows to measure, in VARIANTS's order, fp32 first; names checked here,
+    before any training."""
+    unknown = [name for name in FLAGS.variants if name not in VARIANTS]
+    if unknown:
+        raise app.UsageError(
+            f"--variants takes names from {', '.join(VARIANTS)}. Received: --variants="
+            f"{','.join(FLAGS.variants)} (unknown: {', '.join(unknown)})"
+        )
+    return [name for name in VARIANTS if name == "fp32" or name in FLAGS.variants]
+
+
 def main(argv):
     del argv
+    variants = selected_variants()
+    skipped = {}
+    ai_edge_version = _ptq.ai_edge_quantizer_version()
+    if "int8_ai_edge" in variants and ai_edge_version is None:
+        print(f"Leaving out int8_ai_edge: {_ptq.AI_EDGE_MISSING}")
+        skipped["int8_ai_edge"] = _ptq.AI_EDGE_MISSING
+        variants.remove("int8_ai_edge")
     keras.utils.set_random_seed(FLAGS.seed)
     os.makedirs(FLAGS.work_dir, exist_ok=True)
     stages = Stages(FLAGS.work_dir)
     train, test = data.load("cifar10", FLAGS.cifar10_path, FLAGS.train_limit, FLAGS.test_limit)
-    file = {name: os.path.join(FLAGS.work_dir, f"{name}.tflite") for name in VARIANTS}
+    file = {name: os.path.join(FLAGS.work_dir, f"{name}.tflite") for name in variants}
     baseline_path = FLAGS.baseline or os.path.join(FLAGS.work_dir, "baseline.keras")
     pruned_path = os.path.join(FLAGS.work_dir, "pruned.keras")
 
@@ -270,36 +325,59 @@ def main(argv):
         **shared,
     }
     qat = {"qat_epochs": FLAGS.qat_epochs, "qat_learning_rate": FLAGS.qat_learning_rate, **shared}
+    if FLAGS.calibration_images != 512:  # 512 before the flag existed: older caches stay valid
+        qat["calibration_images"] = FLAGS.calibration_images
 
     inputs["int8"] = {"fp32": inputs["fp32"], **qat}
     inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}
+    inputs["int8_ptq"] = {"fp32": inputs["fp32"], "calibration_images": FLAGS.calibration_images}
+    inputs["int8_ai_edge"] = {**inputs["int8_ptq"], "ai_edge_quantizer": ai_edge_version}
 
     if not stages.done("fp32", inputs["fp32"], file["fp32"]):
         tf_aat.export_tflite(baseline, file["fp32"], batch_size=1, quantize=False)
         accuracy = training.accuracy(baseline, test[0], test[1], FLAGS.batch_size)
         stages.record("fp32", inputs["fp32"], {"keras_accuracy": accuracy})
-    if stages.done("pruned", inputs["pruned"], pruned_path, file["pruned"]):
-        pruned = keras.models.load_model(pruned_path)
-    else:
-        pruned, extra = prune(baseline, train, test, pruned_path)
-        tf_aat.export_tflite(pruned, file["pruned"], batch_size=1, quantize=False)
-        extra["keras_accuracy"] = training.accuracy(pruned, test[0], test[1], FLAGS.batch_size)
-        stages.record("pruned", inputs["pruned"], extra)
+    pruned = None
+    if "pruned" in variants or "pruned_int8" in variants:
+        pruned_file = os.path.join(FLAGS.work_dir, "pruned.tflite")
+        if stages.done("pruned", inputs["pruned"], pruned_path, pruned_file):
+            pruned = keras.models.load_model(pruned_path)
+        else:
+            pruned, extra = prune(baseline, train, test, pruned_path)
+            tf_aat.export_tflite(pruned, pruned_file, batch_size=1, quantize=False)
+            extra["keras_accuracy"] = training.accuracy(pruned, test[0], test[1], FLAGS.batch_size)
+            stages.record("pruned", inputs["pruned"], extra)
     for name, model in (("int8", baseline), ("pruned_int8", pruned)):
-        if not stages.done(name, inputs[name], file[name]):
+        if name in variants and not stages.done(name, inputs[name], file[name]):
             stages.record(name, inputs[name], quantize(model, baseline, train, test, file[name]))
+    calibration = train[0][: FLAGS.calibration_images]
+    for name in PTQ:
+        if name in variants and not stages.done(name, inputs[name], file[name]):
+            values = post_training_quantize(name, baseline, calibration, file[name])
+            stages.record(name, inputs[name], values)
 
-    macs = {"fp32": multiply_accumulates(baseline), "pruned": multiply_accumulates(pruned)}
-    macs["int8"], macs["pruned_int8"] = macs["fp32"], macs["pruned"]
-    params = {"fp32": baseline.count_params(), "pruned": pruned.count_params()}
-    params["int8"], params["pruned_int8"] = params["fp32"], params["pruned"]
+    macs = {"fp32": multiply_accumulates(baseline)}
+    params = {"fp32": baseline.count_params()}
+    if pruned is not None:
+        macs["pruned"], params["pruned"] = multiply_accumulates(pruned), pruned.count_params()
+    for name in variants:
+        source = "pruned" if name.startswith("pruned") else "fp32"
+        macs[name], params[name] = macs[source], params[source]
     print(f"Evaluating the TFLite files on {len(test[0])} test images")
     latency = latencies(file)
+    float_predictions = np.argmax(
+        baseline.predict(test[0], batch_size=FLAGS.batch_size, verbose=0), -1
+    )
     rows = {}
-    for name in VARIANTS:
+    for name in variants:
+        predictions = np.argmax(tflite_eval.predict(file[name], test[0]), -1)
+        keras_accuracy = stages.data[name]["keras_accuracy"]
         rows[name] = {
-            "tflite_accuracy": tflite_eval.accuracy(file[name], test[0], test[1]),
-            "keras_accuracy": stages.data[name]["keras_accuracy"],
+            "tflite_accuracy": float(np.mean(predictions == test[1])),
+            "keras_accuracy": stages.data["fp32"]["keras_accuracy"]
+            if keras_accuracy is None
+            else keras_accuracy,
+            "agreement_with_fp32": float(np.mean(predictions == float_predictions)),
             "size_bytes": os.path.getsize(file[name]),
             "latency_ms": 1000 * latency[name],
             "macs": macs[name],
@@ -313,10 +391,11 @@ def main(argv):
         row["accuracy_drop_points"] = 100 * (fp32["tflite_accuracy"] - row["tflite_accuracy"])
         # Pruning's ideal speed-up is the MAC ratio; compare it with what pruning
         # achieved at the same precision (pruned vs fp32, pruned_int8 vs int8).
-        same_precision = rows["int8"] if name.endswith("int8") else fp32
-        row["pruning_speedup"] = same_precision["latency_ms"] / row["latency_ms"]
-        row["pruning_ideal_speedup"] = same_precision["macs"] / row["macs"]
-    best = rows["pruned_int8"]
+        if name.startswith("pruned"):
+            same_precision = rows.get("int8" if name.endswith("int8") else "fp32")
+            if same_precision is not None:
+                row["pruning_speedup"] = same_precision["latency_ms"] / row["latency_ms"]
+                row["pruning_ideal_speedup"] = same_precision["macs"] / row["macs"]
     results = {
         "model": "resnet20",
         "dataset": "cifar10",
@@ -341,21 +420,39 @@ def main(argv):
                 "qat_learning_rate",
                 "weight_decay",
                 "batch_size",
+                "calibration_images",
+                "variants",
                 "latency_rounds",
                 "latency_runs",
                 "seed",
             )
         },
-        "baseline": {"path": baseline_path, "trained_here": baseline_trained_here},
+        "baseline": {
+            "path": baseline_path,
+            "trained_here": baseline_trained_here,
+            "recipe": training.baseline_recipe(baseline_path),
+        },
         "rows": rows,
-        "stages": stages.data,
-        "targets": TARGETS,
-        "targets_met": {
+        "skipped": skipped,
+        "stages": {name: stages.data[name] for name in stages.data if name in rows},
+        "ai_edge_quantizer": ai_edge_version,
+    }
+    if "int8" in rows:
+        # QAT against post-training quantization of the same float model: points of
+        # test accuracy QAT's file has over each PTQ file's (>= 0: QAT no worse).
+        results["qat_over_ptq_points"] = {
+            name: 100 * (rows["int8"]["tflite_accuracy"] - rows[name]["tflite_accuracy"])
+            for name in PTQ
+            if name in rows
+        }
+    if "pruned_int8" in rows:
+        best = rows["pruned_int8"]
+        results["targets"] = TARGETS
+        results["targets_met"] = {
             "speedup": best["speedup"] >= TARGETS["speedup"],
             "size_reduction": best["size_reduction"] >= TARGETS["size_reduction"],
             "accuracy_drop_points": best["accuracy_drop_points"] <= TARGETS["accuracy_drop_points"],
-        },
-    }
+        }
     print(format_table(results))
     write_results(FLAGS.output, results)
 
@@ -363,30 +460,42 @@ def main(argv):
 def format_table(results):
     lines = [
         f"\nResNet-20 on CIFAR-10: TFLite, batch 1, 1 thread ({results['test_images']} test images)",
-        f"  {'model':<12} {'accuracy':>9} {'size KB':>8} {'latency ms':>11} {'MACs':>7} "
-        f"{'speed-up':>9} {'smaller':>8} {'pruning speed-up / ideal':>25}",
+        f"  {'model':<13} {'accuracy':>9} {'agrees':>7} {'size KB':>8} {'latency ms':>11} "
+        f"{'MACs':>7} {'speed-up':>9} {'smaller':>8} {'pruning speed-up / ideal':>25}",
     ]
     for name, row in results["rows"].items():
         pruning = (
             f"{row['pruning_speedup']:.2f}x / {row['pruning_ideal_speedup']:.2f}x"
-            if name.startswith("pruned")
+            if "pruning_speedup" in row
             else "-"
         )
         lines.append(
-            f"  {name:<12} {100 * row['tflite_accuracy']:>8.2f}% {row['size_bytes'] / 1024:>8.1f} "
+            f"  {name:<13} {100 * row['tflite_accuracy']:>8.2f}% "
+            f"{100 * row['agreement_with_fp32']:>6.1f}% {row['size_bytes'] / 1024:>8.1f} "
             f"{row['latency_ms']:>11.3f} {row['macs_ratio']:>6.2f}x {row['speedup']:>8.2f}x "
             f"{row['size_reduction']:>7.2f}x {pruning:>25}"
         )
-    best = results["rows"]["pruned_int8"]
-    met = results["targets_met"]
-    targets = results["targets"]
-    lines.append(
-        f"  pruned_int8 vs fp32: {best['speedup']:.2f}x faster (target >= {targets['speedup']}x: "
-        f"{'met' if met['speedup'] else 'MISSED'}), {best['size_reduction']:.2f}x smaller "
-        f"(target >= {targets['size_reduction']}x: {'met' if met['size_reduction'] else 'MISSED'}), "
-        f"{best['accuracy_drop_points']:+.2f} points (target <= {targets['accuracy_drop_points']}: "
-        f"{'met' if met['accuracy_drop_points'] else 'MISSED'})"
-    )
+    lines.append("  (agrees: top-1 agreement with the fp32 Keras model)")
+    for name, points in results.get("qat_over_ptq_points", {}).items():
+        lines.append(
+            f"  int8 (QAT) vs {name}: {points:+.2f} accuracy points "
+            f"({'QAT no worse' if points >= 0 else 'QAT WORSE'})"
+        )
+    for name, reason in results.get("skipped", {}).items():
+        lines.append(f"  {name} left out: {reason}")
+    if "targets_met" in results:
+        best = results["rows"]["pruned_int8"]
+        met = results["targets_met"]
+        targets = results["targets"]
+        lines.append(
+            f"  pruned_int8 vs fp32: {best['speedup']:.2f}x faster (target >= "
+            f"{targets['speedup']}x: {'met' if met['speedup'] else 'MISSED'}), "
+            f"{best['size_reduction']:.2f}x smaller (target >= {targets['size_reduction']}x: "
+            f"{'met' if met['size_reduction'] else 'MISSED'}), "
+            f"{best['accuracy_drop_points']:+.2f} points (target <= "
+            f"{targets['accuracy_drop_points']}: "
+            f"{'met' if met['accuracy_drop_points'] else 'MISSED'})"
+        )
     return "\n".join(lines)
 
 

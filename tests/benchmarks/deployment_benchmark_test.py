@@ -6,7 +6,7 @@ import keras
 import pytest
 
 import tf_aat
-from tests.scripts import run_module
+from tests.scripts import run_module, run_script
 
 pytest.importorskip("absl")
 
@@ -22,17 +22,28 @@ TINY = (
 )
 
 
-def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, cifar10_archive):
+def _hide_ai_edge_quantizer(tmp_path, monkeypatch):
+    """Makes `import ai_edge_quantizer` fail in the scripts run from now on."""
+    shim = tmp_path / "shim" / "ai_edge_quantizer"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(shim.parent))
+
+
+def test_six_tflite_models_are_measured_and_a_rerun_reuses_the_cache(
+    tmp_path, cifar10_archive, monkeypatch
+):
     work, output = tmp_path / "work", tmp_path / "deployment.json"
     flags = (f"--cifar10_path={cifar10_archive}", f"--work_dir={work}", f"--output={output}")
     out = run_module("examples.benchmarks.deployment_benchmark", *flags, *TINY)
     assert "Pruning to 50% fewer FLOPs" in out and "pruned_int8 vs fp32" in out
     results = json.loads(output.read_text())
     rows = results["rows"]
-    assert list(rows) == ["fp32", "pruned", "int8", "pruned_int8"]
+    assert list(rows) == ["fp32", "pruned", "int8", "pruned_int8", "int8_ptq", "int8_ai_edge"]
     assert results["test_images"] == 64
     for name, row in rows.items():
         assert 0.0 <= row["tflite_accuracy"] <= 1.0
+        assert 0.0 <= row["agreement_with_fp32"] <= 1.0
         assert (
             row["latency_ms"] > 0 and row["size_bytes"] == (work / f"{name}.tflite").stat().st_size
         )
@@ -41,19 +52,30 @@ def test_four_tflite_models_are_measured_and_a_rerun_reuses_the_cache(tmp_path, 
     assert rows["pruned"]["macs_ratio"] == pytest.approx(0.5, abs=0.08)
     assert rows["pruned"]["params"] < rows["fp32"]["params"]
     assert rows["pruned"]["size_bytes"] < rows["fp32"]["size_bytes"]
-    # The int8 files compute in int8, the fp32 ones in float.
-    for name in ("int8", "pruned_int8"):
+    # The int8 files compute in int8 (QAT and both post-training quantizers), the fp32
+    # ones in float; the fp32 file is the Keras baseline, prediction for prediction.
+    assert rows["fp32"]["agreement_with_fp32"] == 1.0
+    for name in ("int8", "pruned_int8", "int8_ptq", "int8_ai_edge"):
         ops = tf_aat.tflite_ops((work / f"{name}.tflite").read_bytes())
         convs = [op for op in ops if op.op in ("CONV_2D", "FULLY_CONNECTED")]
-        assert convs and all(op.is_int8 for op in convs)
-    assert rows["int8"]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
+        assert len(convs) == 22 and all(op.is_int8 for op in convs), name
+        assert rows[name]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
     assert rows["pruned_int8"]["size_bytes"] < rows["pruned"]["size_bytes"] / 3
+    assert set(results["qat_over_ptq_points"]) == {"int8_ptq", "int8_ai_edge"}
     assert set(results["targets_met"]) == {"speedup", "size_reduction", "accuracy_drop_points"}
+    assert results["skipped"] == {}
 
-    # A rerun (e.g. after a crash) trains nothing again.
+    # A rerun (e.g. after a crash) trains and quantizes nothing again; without
+    # ai-edge-quantizer installed its row is left out, and the results say why.
+    _hide_ai_edge_quantizer(tmp_path, monkeypatch)
     out = run_module("examples.benchmarks.deployment_benchmark", *flags, *TINY)
     assert "Loading the cached baseline" in out
     assert "Pruning to" not in out and "QAT fine-tuning" not in out
+    assert "Post-training quantization" not in out
+    results = json.loads(output.read_text())
+    assert "int8_ai_edge" not in results["rows"] and len(results["rows"]) == 5
+    assert "pip install ai-edge-quantizer" in results["skipped"]["int8_ai_edge"]
+    assert "int8_ai_edge left out: ai-edge-quantizer is not installed" in out
 
     # The default recipe distils from the baseline and prunes only the channels
     # inside the residual blocks (the first conv of each block, strided ones
@@ -100,6 +122,33 @@ def test_other_recipes_redo_only_the_stages_they_change(tmp_path, cifar10_archiv
     widths = _conv_widths(work / "pruned.keras")
     assert all(widths[name] < full[name] for name in full)
     assert results["rows"]["pruned"]["macs_ratio"] == pytest.approx(0.5, abs=0.08)
+
+
+@pytest.mark.slow
+def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cifar10_archive):
+    work, output = tmp_path / "work", tmp_path / "ptq.json"
+    flags = (f"--cifar10_path={cifar10_archive}", f"--work_dir={work}", f"--output={output}")
+    result = run_script(
+        "examples.benchmarks.deployment_benchmark", *flags, *TINY, "--variants=int8,int8_qat"
+    )
+    assert result.returncode != 0
+    assert "--variants takes names from fp32, pruned" in result.stderr
+    assert "(unknown: int8_qat)" in result.stderr
+    assert not work.exists()  # refused before anything was trained
+
+    out = run_module(
+        "examples.benchmarks.deployment_benchmark",
+        *flags,
+        *TINY,
+        "--variants=int8_ptq,int8_ai_edge",
+        "--calibration_images=32",
+    )
+    assert "Pruning to" not in out and "QAT fine-tuning" not in out
+    assert out.count("Post-training quantization") == 2 and "on 32 calibration images" in out
+    results = json.loads(output.read_text())
+    assert list(results["rows"]) == ["fp32", "int8_ptq", "int8_ai_edge"]
+    assert "targets_met" not in results and "qat_over_ptq_points" not in results
+    assert not (work / "pruned.keras").exists()
 
 
 def _conv_widths(path):
