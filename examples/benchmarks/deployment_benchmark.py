@@ -368,9 +368,10 @@ def main(argv):
     float_predictions = np.argmax(
         baseline.predict(test[0], batch_size=FLAGS.batch_size, verbose=0), -1
     )
-    rows = {}
+    rows, correct = {}, {}
     for name in variants:
         predictions = np.argmax(tflite_eval.predict(file[name], test[0]), -1)
+        correct[name] = predictions == test[1]
         keras_accuracy = stages.data[name]["keras_accuracy"]
         rows[name] = {
             "tflite_accuracy": float(np.mean(predictions == test[1])),
@@ -432,16 +433,23 @@ def main(argv):
             "trained_here": baseline_trained_here,
             "recipe": training.baseline_recipe(baseline_path),
         },
+        "calibration_images": min(FLAGS.calibration_images, len(train[0])),
         "rows": rows,
         "skipped": skipped,
         "stages": {name: stages.data[name] for name in stages.data if name in rows},
         "ai_edge_quantizer": ai_edge_version,
     }
     if "int8" in rows:
-        # QAT against post-training quantization of the same float model: points of
-        # test accuracy QAT's file has over each PTQ file's (>= 0: QAT no worse).
-        results["qat_over_ptq_points"] = {
-            name: 100 * (rows["int8"]["tflite_accuracy"] - rows[name]["tflite_accuracy"])
+        # QAT against post-training quantization of the same float model, on the same
+        # test images: the points of accuracy QAT's file has over each PTQ file's
+        # (>= 0: QAT no worse), and the images only one of the two gets right (the
+        # paired spread the difference comes from).
+        results["qat_vs_ptq"] = {
+            name: {
+                "points": 100 * (rows["int8"]["tflite_accuracy"] - rows[name]["tflite_accuracy"]),
+                "qat_only_correct": int(np.sum(correct["int8"] & ~correct[name])),
+                "ptq_only_correct": int(np.sum(correct[name] & ~correct["int8"])),
+            }
             for name in PTQ
             if name in rows
         }
@@ -476,10 +484,12 @@ def format_table(results):
             f"{row['size_reduction']:>7.2f}x {pruning:>25}"
         )
     lines.append("  (agrees: top-1 agreement with the fp32 Keras model)")
-    for name, points in results.get("qat_over_ptq_points", {}).items():
+    for name, versus in results.get("qat_vs_ptq", {}).items():
         lines.append(
-            f"  int8 (QAT) vs {name}: {points:+.2f} accuracy points "
-            f"({'QAT no worse' if points >= 0 else 'QAT WORSE'})"
+            f"  int8 (QAT) vs {name}: {versus['points']:+.2f} accuracy points "
+            f"({'QAT no worse' if versus['points'] >= 0 else 'QAT WORSE'}; right only with QAT "
+            f"on {versus['qat_only_correct']} images, only with {name} on "
+            f"{versus['ptq_only_correct']})"
         )
     for name, reason in results.get("skipped", {}).items():
         lines.append(f"  {name} left out: {reason}")

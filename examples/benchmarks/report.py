@@ -43,6 +43,11 @@ COMMANDS = {
         "    --baseline=runs/cifar10_resnet20/baseline.keras --prune_epochs=40 \\",
         "    --work_dir=runs/deployment",
     ],
+    "deployment_ptq": [
+        f"python -m examples.benchmarks.deployment_benchmark {CIFAR} \\",
+        "    --variants=fp32,int8,int8_ptq,int8_ai_edge --work_dir=runs/deployment_ptq \\",
+        "    --output=examples/benchmarks/results/deployment_ptq.json",
+    ],
     "training_cost": [
         "python -m examples.benchmarks.training_cost_benchmark",
         "python -m examples.benchmarks.training_cost_benchmark --model=mobilenet_v2",
@@ -283,6 +288,79 @@ def deployment_section():
                 f"{sum(other['targets_met'].values())} of {len(other['targets_met'])} |"
             )
         out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+# How each row of the QAT-against-PTQ table was quantized, and what training it took.
+PTQ_ROWS = {
+    "fp32": ("- (float)", "the baseline"),
+    "int8": ("tf_aat QAT, `export_tflite`", "{qat_epochs} QAT epoch(s)"),
+    "int8_ptq": ("TFLite converter PTQ (`export_tflite(..., representative_data=)`)", "none"),
+    "int8_ai_edge": ("AI Edge Quantizer {version}, `static_wi8_ai8`", "none"),
+}
+
+
+def deployment_ptq_section():
+    r = _load("deployment_ptq")
+    out = [
+        "### QAT against post-training quantization: ResNet-20 on CIFAR-10\n",
+        _command("deployment_ptq"),
+    ]
+    if r is None:
+        return "\n".join(out + [_missing("deployment_ptq")])
+    f = r["flags"]
+    images = r["calibration_images"]
+    recipe = r["baseline"].get("recipe") or {}
+    trained = (
+        f"trained by the command when it is not cached (SGD, {recipe['epochs']} epochs, cosine "
+        f"decay, augmentation, {recipe['train_images']:,} images)"
+        if recipe
+        else "loaded with `--baseline`"
+    )
+    teacher = (
+        f", distilled from the fp32 baseline (temperature {f['distillation_temperature']:g})"
+        if f["distill"]
+        else ""
+    )
+    out.append(
+        f"One float baseline, `{r['baseline']['path']}`, {trained}; three int8 files of it. "
+        f"`int8`: {f['qat_epochs']} QAT epoch(s){teacher}, ranges initialised on "
+        f"{images} training images. `int8_ptq` and `int8_ai_edge`: no training, "
+        f"calibrated on the same {images} images (AI Edge Quantizer's file "
+        "takes and gives int8; the others float, with int8 inside). Accuracy of each TFLite "
+        f"file on {r['test_images']:,} test images, and its top-1 agreement with the float Keras "
+        "model there; latency at batch 1 on one thread (LiteRT, XNNPACK), median of "
+        f"{f['latency_rounds']} interleaved rounds of {f['latency_runs']} runs.\n"
+    )
+    lines = [
+        "| model | quantized by | training | TFLite accuracy | agreement with fp32 Keras "
+        "| size | latency | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in r["rows"].items():
+        how, training = PTQ_ROWS[name]
+        lines.append(
+            f"| {name} | {how.format(version=r.get('ai_edge_quantizer'))} | "
+            f"{training.format(qat_epochs=f['qat_epochs'])} | {_pct(row['tflite_accuracy'])} | "
+            f"{_pct(row['agreement_with_fp32'])} | {row['size_bytes'] / 1024:.0f} KB | "
+            f"{row['latency_ms']:.3f} ms | {row['speedup']:.2f}x |"
+        )
+    out.append("\n".join(lines) + "\n")
+    versus = [
+        f"{v['points']:+.2f} points against `{name}` (right only with QAT on "
+        f"{v['qat_only_correct']} test images, only with `{name}` on {v['ptq_only_correct']})"
+        for name, v in r.get("qat_vs_ptq", {}).items()
+    ]
+    if versus:
+        worse = [name for name, v in r["qat_vs_ptq"].items() if v["points"] < 0]
+        verdict = (
+            "QAT is no worse than either post-training quantizer on this model"
+            if not worse
+            else f"QAT is worse than {', '.join(worse)} on this model"
+        )
+        out.append(f"QAT's int8 file: {'; '.join(versus)}. {verdict}.\n")
+    for name, reason in r.get("skipped", {}).items():
+        out.append(f"`{name}` was left out: {reason}.\n")
     return "\n".join(out)
 
 
@@ -689,6 +767,7 @@ def render():
             "epoch counts to a CPU (see Limitations).",
         ),
         deployment_section(),
+        deployment_ptq_section(),
         training_cost_section(),
         search_section(),
         scale_section(),

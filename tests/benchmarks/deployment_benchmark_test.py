@@ -61,7 +61,10 @@ def test_six_tflite_models_are_measured_and_a_rerun_reuses_the_cache(
         assert len(convs) == 22 and all(op.is_int8 for op in convs), name
         assert rows[name]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
     assert rows["pruned_int8"]["size_bytes"] < rows["pruned"]["size_bytes"] / 3
-    assert set(results["qat_over_ptq_points"]) == {"int8_ptq", "int8_ai_edge"}
+    assert set(results["qat_vs_ptq"]) == {"int8_ptq", "int8_ai_edge"}
+    for versus in results["qat_vs_ptq"].values():
+        only = versus["qat_only_correct"] - versus["ptq_only_correct"]
+        assert versus["points"] == pytest.approx(100 * only / 64)
     assert set(results["targets_met"]) == {"speedup", "size_reduction", "accuracy_drop_points"}
     assert results["skipped"] == {}
 
@@ -147,7 +150,7 @@ def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cif
     assert out.count("Post-training quantization") == 2 and "on 32 calibration images" in out
     results = json.loads(output.read_text())
     assert list(results["rows"]) == ["fp32", "int8_ptq", "int8_ai_edge"]
-    assert "targets_met" not in results and "qat_over_ptq_points" not in results
+    assert "targets_met" not in results and "qat_vs_ptq" not in results
     assert not (work / "pruned.keras").exists()
 
 
