@@ -46,6 +46,7 @@ def test_a_batch_on_several_threads_gives_the_one_image_outputs(deployable, tmp_
     model, x = deployable
     path = tmp_path / "model.tflite"
     tf_aat.export_tflite(model, path)  # no batch_size: the batch dimension is resizable
+    assert list(_interpreter(path).get_input_details()[0]["shape_signature"]) == [-1, 16, 16, 3]
     batch = _run(path, x[:20], threads=2)
     single = np.concatenate([_run(path, x[i : i + 1]) for i in range(20)])
     assert batch.shape == (20, 10)
@@ -78,7 +79,12 @@ def test_keras_litert_export_is_float_by_default_and_int8_with_the_optimization(
     assert sum(op.op == "DEQUANTIZE" for op in ops) >= len(heavy)
     assert default.stat().st_size > 2 * int8.stat().st_size
     expected = _run(int8, x)
-    np.testing.assert_array_equal(np.argmax(_run(default, x), -1), np.argmax(expected, -1))
+    int8_io = tmp_path / "int8_io.tflite"
+    tf_aat.export_tflite(model, int8_io, int8_io=True)
+    step = _interpreter(int8_io).get_output_details()[0]["quantization"][0]  # one output step
+    outputs = _run(default, x)
+    np.testing.assert_array_equal(np.argmax(outputs, -1), np.argmax(expected, -1))
+    assert np.max(np.abs(outputs - expected)) <= 1.01 * step
 
     # With the converter's default optimization it is the int8 file export_tflite writes.
     optimized = tmp_path / "optimized.tflite"

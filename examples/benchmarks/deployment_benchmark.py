@@ -238,7 +238,7 @@ def quantize(model, baseline, train, test, path):
     return {"keras_accuracy": keras_accuracy, "verification": export.verification}
 
 
-def post_training_quantize(name, baseline, calibration, path):
+def post_training_quantize(name, baseline, calibration, path, float_accuracy):
     """The float baseline quantized after training (no fine-tune): `int8_ptq` by the
     TFLite converter, `int8_ai_edge` by AI Edge Quantizer; an int8 file at `path`."""
     print(f"Post-training quantization ({name}) on {len(calibration)} calibration images")
@@ -246,8 +246,8 @@ def post_training_quantize(name, baseline, calibration, path):
         _ptq.converter_ptq(baseline, calibration, path)
     else:
         _ptq.ai_edge_ptq(baseline, calibration, path)
-    # The float model is the one before conversion: its accuracy is fp32's.
-    return {"keras_accuracy": None}
+    # The model before conversion is the float baseline: its Keras accuracy is fp32's.
+    return {"keras_accuracy": float_accuracy}
 
 
 def latencies(paths):
@@ -330,7 +330,8 @@ def main(argv):
 
     inputs["int8"] = {"fp32": inputs["fp32"], **qat}
     inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}
-    inputs["int8_ptq"] = {"fp32": inputs["fp32"], "calibration_images": FLAGS.calibration_images}
+    calibration = train[0][: FLAGS.calibration_images]
+    inputs["int8_ptq"] = {"fp32": inputs["fp32"], "calibration_images": len(calibration)}
     inputs["int8_ai_edge"] = {**inputs["int8_ptq"], "ai_edge_quantizer": ai_edge_version}
 
     if not stages.done("fp32", inputs["fp32"], file["fp32"]):
@@ -350,10 +351,10 @@ def main(argv):
     for name, model in (("int8", baseline), ("pruned_int8", pruned)):
         if name in variants and not stages.done(name, inputs[name], file[name]):
             stages.record(name, inputs[name], quantize(model, baseline, train, test, file[name]))
-    calibration = train[0][: FLAGS.calibration_images]
+    float_accuracy = stages.data["fp32"]["keras_accuracy"]
     for name in PTQ:
         if name in variants and not stages.done(name, inputs[name], file[name]):
-            values = post_training_quantize(name, baseline, calibration, file[name])
+            values = post_training_quantize(name, baseline, calibration, file[name], float_accuracy)
             stages.record(name, inputs[name], values)
 
     macs = {"fp32": multiply_accumulates(baseline)}
@@ -372,12 +373,9 @@ def main(argv):
     for name in variants:
         predictions = np.argmax(tflite_eval.predict(file[name], test[0]), -1)
         correct[name] = predictions == test[1]
-        keras_accuracy = stages.data[name]["keras_accuracy"]
         rows[name] = {
             "tflite_accuracy": float(np.mean(predictions == test[1])),
-            "keras_accuracy": stages.data["fp32"]["keras_accuracy"]
-            if keras_accuracy is None
-            else keras_accuracy,
+            "keras_accuracy": stages.data[name]["keras_accuracy"],
             "agreement_with_fp32": float(np.mean(predictions == float_predictions)),
             "size_bytes": os.path.getsize(file[name]),
             "latency_ms": 1000 * latency[name],
@@ -433,10 +431,15 @@ def main(argv):
             "trained_here": baseline_trained_here,
             "recipe": training.baseline_recipe(baseline_path),
         },
-        "calibration_images": min(FLAGS.calibration_images, len(train[0])),
+        "calibration_images": len(calibration),
         "rows": rows,
         "skipped": skipped,
-        "stages": {name: stages.data[name] for name in stages.data if name in rows},
+        # The stages behind the rows (the pruned model is behind pruned_int8 too).
+        "stages": {
+            name: stages.data[name]
+            for name in stages.data
+            if name in rows or (name == "pruned" and pruned is not None)
+        },
         "ai_edge_quantizer": ai_edge_version,
     }
     if "int8" in rows:

@@ -82,7 +82,10 @@ _FLAGS_BEFORE_THEY_EXISTED = {
     "prune_downsample_convs": True,
     "ignored_scopes": [],
     "distill": False,
+    "calibration_images": 512,
 }
+# Flags that pick what a run measures, not how: never a recipe difference.
+_NOT_RECIPE = ("variants",)
 
 
 def _run_flags(run):
@@ -95,6 +98,8 @@ def _flags_changed(base, flags):
     """The absl flags that turn the run with `base` flags into the one with `flags`."""
     changed = []
     for name in [*base, *(name for name in flags if name not in base)]:
+        if name in _NOT_RECIPE:
+            continue
         value = flags.get(name)
         if value is None or base.get(name) == value:
             continue
@@ -251,9 +256,15 @@ def deployment_section():
         for name in ("int8", "pruned_int8")
         if "verification" in r["stages"].get(name, {})
     ]
+    ptq = (
+        ", the float baseline for the post-training rows"
+        if any(name in r["rows"] for name in ("int8_ptq", "int8_ai_edge"))
+        else ""
+    )
     if agreement:
         out.append(
-            "Keras accuracy is the model before conversion (the QAT model for the int8 rows). "
+            "Keras accuracy is the model before conversion (the QAT model for the int8 and "
+            f"pruned_int8 rows{ptq}). "
             "Top-1 agreement of the int8 file with its QAT Keras model on the first 256 test "
             f"images: {', '.join(agreement)}.\n"
         )
@@ -322,23 +333,35 @@ def deployment_ptq_section():
         if f["distill"]
         else ""
     )
-    out.append(
-        f"One float baseline, `{r['baseline']['path']}`, {trained}; three int8 files of it. "
-        f"`int8`: {f['qat_epochs']} QAT epoch(s){teacher}, ranges initialised on "
-        f"{images} training images. `int8_ptq` and `int8_ai_edge`: no training, "
-        f"calibrated on the same {images} images (AI Edge Quantizer's file "
-        "takes and gives int8; the others float, with int8 inside). Accuracy of each TFLite "
-        f"file on {r['test_images']:,} test images, and its top-1 agreement with the float Keras "
-        "model there; latency at batch 1 on one thread (LiteRT, XNNPACK), median of "
-        f"{f['latency_rounds']} interleaved rounds of {f['latency_runs']} runs.\n"
+    rows = r["rows"]
+    ptq = [name for name in rows if name in ("int8_ptq", "int8_ai_edge")]
+    described = [f"One float baseline, `{r['baseline']['path']}`, {trained}."]
+    if "int8" in rows:
+        described.append(
+            f"`int8`: {f['qat_epochs']} QAT epoch(s){teacher}, ranges initialised on "
+            f"{images} training images."
+        )
+    if ptq:
+        described.append(
+            f"{' and '.join(f'`{name}`' for name in ptq)}: no training, calibrated on "
+            f"{'the same ' if 'int8' in rows else ''}{images} training images."
+        )
+    if "int8_ai_edge" in rows:
+        described.append("AI Edge Quantizer's file takes and gives int8; the others float.")
+    described.append(
+        f"Accuracy of each TFLite file on {r['test_images']:,} test images, and its top-1 "
+        "agreement with the float Keras model there; latency at batch 1 on one thread "
+        f"(LiteRT, XNNPACK), median of {f['latency_rounds']} interleaved rounds of "
+        f"{f['latency_runs']} runs.\n"
     )
+    out.append(" ".join(described))
     lines = [
         "| model | quantized by | training | TFLite accuracy | agreement with fp32 Keras "
         "| size | latency | speed-up |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in r["rows"].items():
-        how, training = PTQ_ROWS[name]
+    for name, row in rows.items():
+        how, training = PTQ_ROWS.get(name, ("tf_aat", "see the deployment table"))
         lines.append(
             f"| {name} | {how.format(version=r.get('ai_edge_quantizer'))} | "
             f"{training.format(qat_epochs=f['qat_epochs'])} | {_pct(row['tflite_accuracy'])} | "
@@ -354,9 +377,10 @@ def deployment_ptq_section():
     if versus:
         worse = [name for name, v in r["qat_vs_ptq"].items() if v["points"] < 0]
         verdict = (
-            "QAT is no worse than either post-training quantizer on this model"
+            f"QAT is no worse than {' or '.join(f'`{name}`' for name in r['qat_vs_ptq'])} on "
+            "this model"
             if not worse
-            else f"QAT is worse than {', '.join(worse)} on this model"
+            else f"QAT is worse than {', '.join(f'`{name}`' for name in worse)} on this model"
         )
         out.append(f"QAT's int8 file: {'; '.join(versus)}. {verdict}.\n")
     for name, reason in r.get("skipped", {}).items():

@@ -1,8 +1,10 @@
 """The deployment benchmark end to end on a tiny CIFAR-10-format archive."""
 
 import json
+import os
 
 import keras
+import numpy as np
 import pytest
 
 import tf_aat
@@ -27,7 +29,8 @@ def _hide_ai_edge_quantizer(tmp_path, monkeypatch):
     shim = tmp_path / "shim" / "ai_edge_quantizer"
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
-    monkeypatch.setenv("PYTHONPATH", str(shim.parent))
+    paths = [str(shim.parent), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
 
 
 def test_six_tflite_models_are_measured_and_a_rerun_reuses_the_cache(
@@ -61,6 +64,12 @@ def test_six_tflite_models_are_measured_and_a_rerun_reuses_the_cache(
         assert len(convs) == 22 and all(op.is_int8 for op in convs), name
         assert rows[name]["size_bytes"] < rows["fp32"]["size_bytes"] / 3
     assert rows["pruned_int8"]["size_bytes"] < rows["pruned"]["size_bytes"] / 3
+    # AI Edge Quantizer's file takes and gives int8 (no QUANTIZE/DEQUANTIZE at its ends).
+    from ai_edge_litert.interpreter import Interpreter
+
+    ai_edge = Interpreter(model_path=str(work / "int8_ai_edge.tflite"))
+    assert ai_edge.get_input_details()[0]["dtype"] == np.int8
+    assert ai_edge.get_output_details()[0]["dtype"] == np.int8
     assert set(results["qat_vs_ptq"]) == {"int8_ptq", "int8_ai_edge"}
     for versus in results["qat_vs_ptq"].values():
         only = versus["qat_only_correct"] - versus["ptq_only_correct"]
@@ -127,8 +136,7 @@ def test_other_recipes_redo_only_the_stages_they_change(tmp_path, cifar10_archiv
     assert results["rows"]["pruned"]["macs_ratio"] == pytest.approx(0.5, abs=0.08)
 
 
-@pytest.mark.slow
-def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cifar10_archive):
+def test_an_unknown_variant_is_refused_before_anything_is_trained(tmp_path, cifar10_archive):
     work, output = tmp_path / "work", tmp_path / "ptq.json"
     flags = (f"--cifar10_path={cifar10_archive}", f"--work_dir={work}", f"--output={output}")
     result = run_script(
@@ -137,7 +145,13 @@ def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cif
     assert result.returncode != 0
     assert "--variants takes names from fp32, pruned" in result.stderr
     assert "(unknown: int8_qat)" in result.stderr
-    assert not work.exists()  # refused before anything was trained
+    assert not work.exists() and not output.exists()
+
+
+@pytest.mark.slow
+def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cifar10_archive):
+    work, output = tmp_path / "work", tmp_path / "ptq.json"
+    flags = (f"--cifar10_path={cifar10_archive}", f"--work_dir={work}", f"--output={output}")
 
     out = run_module(
         "examples.benchmarks.deployment_benchmark",

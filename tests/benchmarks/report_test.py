@@ -43,6 +43,83 @@ def test_every_figure_comes_from_the_json(tmp_path):
     assert "`--prune_epochs=15 --prune_first_conv --ignored_scopes= --nodistill`" in text
 
 
+def _ptq_run(skip_ai_edge=False):
+    """A deployment_ptq.json as the benchmark writes it (figures made up)."""
+    rows = {
+        "fp32": (0.8346, 1.0, 1077, 0.80),
+        "int8": (0.8340, 0.985, 315, 0.23),
+        "int8_ptq": (0.8312, 0.978, 304, 0.23),
+        "int8_ai_edge": (0.8305, 0.975, 304, 0.22),
+    }
+    if skip_ai_edge:
+        del rows["int8_ai_edge"]
+    flags = {
+        "qat_epochs": 1,
+        "distill": True,
+        "distillation_temperature": 4.0,
+        "latency_rounds": 5,
+        "latency_runs": 100,
+    }
+    return {
+        "test_images": 10000,
+        "calibration_images": 512,
+        "flags": flags,
+        "ai_edge_quantizer": "0.10.0",
+        "baseline": {
+            "path": "runs/deployment_ptq/baseline.keras",
+            "trained_here": False,
+            "recipe": {"epochs": 15, "train_images": 50000},
+        },
+        "rows": {
+            name: {
+                "tflite_accuracy": accuracy,
+                "agreement_with_fp32": agreement,
+                "size_bytes": kb * 1024,
+                "latency_ms": ms,
+                "speedup": 0.80 / ms,
+            }
+            for name, (accuracy, agreement, kb, ms) in rows.items()
+        },
+        "qat_vs_ptq": {
+            name: {
+                "points": 100 * (0.8340 - rows[name][0]),
+                "qat_only_correct": 90,
+                "ptq_only_correct": 62,
+            }
+            for name in ("int8_ptq", "int8_ai_edge")
+            if name in rows
+        },
+        "skipped": {"int8_ai_edge": "ai-edge-quantizer is not installed"} if skip_ai_edge else {},
+    }
+
+
+def test_the_qat_against_ptq_section_names_the_rows_the_run_has(tmp_path):
+    readme, results = tmp_path / "README.md", tmp_path / "results"
+    results.mkdir()
+    for skip, expected_rows in ((False, 4), (True, 3)):
+        readme.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
+        (results / "deployment_ptq.json").write_text(json.dumps(_ptq_run(skip)))
+        run_module("examples.benchmarks.report", f"--readme={readme}", f"--results_dir={results}")
+        text = readme.read_text()
+        section = text.split("### QAT against post-training quantization")[1].split("###")[0]
+        assert "Not measured yet" not in section
+        table = [
+            line
+            for line in section.splitlines()
+            if line.startswith("| int8") or line.startswith("| fp32")
+        ]
+        assert len(table) == expected_rows
+        assert "| int8_ptq | TFLite converter PTQ" in section and "| 83.12% | 97.80% |" in section
+        assert "+0.28 points against `int8_ptq` (right only with QAT on 90 test images" in section
+        if skip:
+            assert "`int8_ai_edge` was left out: ai-edge-quantizer is not installed" in section
+            assert "AI Edge Quantizer's file" not in section
+            assert "QAT is no worse than `int8_ptq` on this model" in section
+        else:
+            assert "AI Edge Quantizer 0.10.0, `static_wi8_ai8`" in section
+            assert "QAT is no worse than `int8_ptq` or `int8_ai_edge` on this model" in section
+
+
 def test_check_fails_on_a_stale_readme(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:begin -->\nstale\n<!-- results:end -->\n")
