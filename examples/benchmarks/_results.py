@@ -37,3 +37,12 @@ def write_json_atomically(path, data):
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, path)
+
+
+def paired_verdict(first_only, second_only):
+    """Whether the first of two classifiers scored on the same images is better,
+    worse or tied with the second, from the images only one of them gets right
+    (McNemar's test, normal approximation, two-sided 5%). Returns (z, verdict)."""
+    discordant = first_only + second_only
+    z = (first_only - second_only) / discordant**0.5 if discordant else 0.0
+    return z, "better" if z >= 1.96 else "worse" if z <= -1.96 else "tied"

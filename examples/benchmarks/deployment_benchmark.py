@@ -52,7 +52,11 @@ from absl import app, flags  # noqa: E402
 import tf_aat  # noqa: E402
 from examples import data, models, tflite_eval, training  # noqa: E402
 from examples.benchmarks import _ptq  # noqa: E402
-from examples.benchmarks._results import write_json_atomically, write_results  # noqa: E402
+from examples.benchmarks._results import (  # noqa: E402
+    paired_verdict,
+    write_json_atomically,
+    write_results,
+)
 from examples.benchmarks._timing import XNNPACK, interleaved_latencies  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -444,9 +448,9 @@ def main(argv):
     }
     if "int8" in rows:
         # QAT against post-training quantization of the same float model, on the same
-        # test images: the points of accuracy QAT's file has over each PTQ file's
-        # (>= 0: QAT no worse), and the images only one of the two gets right (the
-        # paired spread the difference comes from).
+        # test images: the points of accuracy QAT's file has over each PTQ file's, and
+        # the images only one of the two gets right (the paired spread the difference
+        # comes from; the verdict is McNemar's test on them).
         results["qat_vs_ptq"] = {
             name: {
                 "points": 100 * (rows["int8"]["tflite_accuracy"] - rows[name]["tflite_accuracy"]),
@@ -488,11 +492,11 @@ def format_table(results):
         )
     lines.append("  (agrees: top-1 agreement with the fp32 Keras model)")
     for name, versus in results.get("qat_vs_ptq", {}).items():
+        z, verdict = paired_verdict(versus["qat_only_correct"], versus["ptq_only_correct"])
         lines.append(
-            f"  int8 (QAT) vs {name}: {versus['points']:+.2f} accuracy points "
-            f"({'QAT no worse' if versus['points'] >= 0 else 'QAT WORSE'}; right only with QAT "
-            f"on {versus['qat_only_correct']} images, only with {name} on "
-            f"{versus['ptq_only_correct']})"
+            f"  int8 (QAT) vs {name}: {versus['points']:+.2f} accuracy points, QAT {verdict} "
+            f"(McNemar z {z:+.2f}; right only with QAT on {versus['qat_only_correct']} images, "
+            f"only with {name} on {versus['ptq_only_correct']})"
         )
     for name, reason in results.get("skipped", {}).items():
         lines.append(f"  {name} left out: {reason}")

@@ -16,6 +16,8 @@ import sys
 
 from absl import app, flags
 
+from examples.benchmarks._results import paired_verdict
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "examples", "benchmarks", "results")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -369,20 +371,25 @@ def deployment_ptq_section():
             f"{row['latency_ms']:.3f} ms | {row['speedup']:.2f}x |"
         )
     out.append("\n".join(lines) + "\n")
-    versus = [
-        f"{v['points']:+.2f} points against `{name}` (right only with QAT on "
-        f"{v['qat_only_correct']} test images, only with `{name}` on {v['ptq_only_correct']})"
-        for name, v in r.get("qat_vs_ptq", {}).items()
-    ]
-    if versus:
-        worse = [name for name, v in r["qat_vs_ptq"].items() if v["points"] < 0]
-        verdict = (
-            f"QAT is no worse than {' or '.join(f'`{name}`' for name in r['qat_vs_ptq'])} on "
-            "this model"
-            if not worse
-            else f"QAT is worse than {', '.join(f'`{name}`' for name in worse)} on this model"
+    words = {
+        "better": "better than",
+        "tied": "tied with (no significant difference)",
+        "worse": "worse than",
+    }
+    versus = []
+    for name, v in r.get("qat_vs_ptq", {}).items():
+        z, verdict = paired_verdict(v["qat_only_correct"], v["ptq_only_correct"])
+        versus.append(
+            f"against `{name}`, {v['points']:+.2f} points: right only with QAT on "
+            f"{v['qat_only_correct']} test images, only with `{name}` on {v['ptq_only_correct']} "
+            f"(McNemar z = {z:+.2f}), so QAT is {words[verdict]} `{name}`"
         )
-        out.append(f"QAT's int8 file: {'; '.join(versus)}. {verdict}.\n")
+    if versus:
+        out.append(
+            f"QAT's int8 file {'; '.join(versus)}. Significance: two-sided 5% (|z| >= 1.96) on "
+            "the images only one of the two files gets right, the spread of a paired "
+            "comparison on one test set.\n"
+        )
     for name, reason in r.get("skipped", {}).items():
         out.append(f"`{name}` was left out: {reason}.\n")
     return "\n".join(out)

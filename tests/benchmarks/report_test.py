@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from tests.scripts import ROOT, run_module, run_script
 
 RESULTS = ROOT / "examples" / "benchmarks" / "results"
@@ -110,14 +112,24 @@ def test_the_qat_against_ptq_section_names_the_rows_the_run_has(tmp_path):
         ]
         assert len(table) == expected_rows
         assert "| int8_ptq | TFLite converter PTQ" in section and "| 83.12% | 97.80% |" in section
-        assert "+0.28 points against `int8_ptq` (right only with QAT on 90 test images" in section
+        assert "against `int8_ptq`, +0.28 points: right only with QAT on 90 test images" in section
+        # 90 against 62 discordant images: z = 28 / sqrt(152) = 2.27, significant.
+        assert "(McNemar z = +2.27), so QAT is better than `int8_ptq`" in section
         if skip:
             assert "`int8_ai_edge` was left out: ai-edge-quantizer is not installed" in section
             assert "AI Edge Quantizer's file" not in section
-            assert "QAT is no worse than `int8_ptq` on this model" in section
+            assert "int8_ai_edge`," not in section
         else:
             assert "AI Edge Quantizer 0.10.0, `static_wi8_ai8`" in section
-            assert "QAT is no worse than `int8_ptq` or `int8_ai_edge` on this model" in section
+            assert "so QAT is better than `int8_ai_edge`" in section
+
+
+def test_a_paired_difference_within_its_spread_is_a_tie():
+    from examples.benchmarks._results import paired_verdict
+
+    assert paired_verdict(47, 48) == (pytest.approx(-1 / 95**0.5), "tied")
+    assert paired_verdict(103, 59)[1] == "better" and paired_verdict(59, 103)[1] == "worse"
+    assert paired_verdict(0, 0) == (0.0, "tied")  # identical predictions
 
 
 def test_check_fails_on_a_stale_readme(tmp_path):
