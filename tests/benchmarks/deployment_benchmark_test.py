@@ -20,6 +20,7 @@ TINY = (
     "--batch_size=64",
     "--latency_rounds=1",
     "--latency_runs=3",
+    "--calibration_images=64",
     "--verbose=0",
 )
 
