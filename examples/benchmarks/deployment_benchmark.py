@@ -1,5 +1,8 @@
 """What compression buys at deployment: ResNet-20 on CIFAR-10 as TFLite files.
 
+(--model=mobilenet_v2 runs the same on the depthwise-separable MobileNetV2-style
+net of examples/models.py.)
+
 Four models, all from one trained baseline (trained and cached by this
 script, or passed with --baseline):
 
@@ -64,6 +67,9 @@ flags.DEFINE_string("cifar10_path", None, "CIFAR-10 .npz archive; empty: keras.d
 flags.DEFINE_string("work_dir", "runs/deployment", "Cache for the models and the stage metrics.")
 flags.DEFINE_string(
     "baseline", None, "Trained baseline .keras (default: <work_dir>/baseline.keras)."
+)
+flags.DEFINE_enum(
+    "model", "resnet20", ["resnet20", "mobilenet_v2"], "Architecture (examples/models.py)."
 )
 flags.DEFINE_integer("baseline_epochs", 15, "Epochs to train the baseline if it is not cached.")
 flags.DEFINE_integer("prune_epochs", 40, "Fine-tuning epochs of the pruned model.")
@@ -292,7 +298,7 @@ def main(argv):
     baseline_trained_here = not os.path.exists(baseline_path)
     baseline = training.load_or_train(
         baseline_path,
-        lambda: models.resnet20(input_shape=train[0].shape[1:], classes=10),
+        lambda: models.MODELS[FLAGS.model](input_shape=train[0].shape[1:], classes=10),
         train,
         test,
         epochs=FLAGS.baseline_epochs,
@@ -400,13 +406,14 @@ def main(argv):
                 row["pruning_speedup"] = same_precision["latency_ms"] / row["latency_ms"]
                 row["pruning_ideal_speedup"] = same_precision["macs"] / row["macs"]
     results = {
-        "model": "resnet20",
+        "model": FLAGS.model,
         "dataset": "cifar10",
         "test_images": len(test[0]),
         "train_images": len(train[0]),
         "flags": {
             key: getattr(FLAGS, key)
             for key in (
+                "model",
                 "baseline_epochs",
                 "prune_epochs",
                 "pruning_steps",
@@ -474,7 +481,8 @@ def main(argv):
 
 def format_table(results):
     lines = [
-        f"\nResNet-20 on CIFAR-10: TFLite, batch 1, 1 thread ({results['test_images']} test images)",
+        f"\n{results['model']} on CIFAR-10: TFLite, batch 1, 1 thread "
+        f"({results['test_images']} test images)",
         f"  {'model':<13} {'accuracy':>9} {'agrees':>7} {'size KB':>8} {'latency ms':>11} "
         f"{'MACs':>7} {'speed-up':>9} {'smaller':>8} {'pruning speed-up / ideal':>25}",
     ]

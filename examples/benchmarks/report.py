@@ -50,6 +50,11 @@ COMMANDS = {
         "    --variants=fp32,int8,int8_ptq,int8_ai_edge --work_dir=runs/deployment_ptq \\",
         "    --output=examples/benchmarks/results/deployment_ptq.json",
     ],
+    "deployment_ptq_mobilenet_v2": [
+        f"python -m examples.benchmarks.deployment_benchmark {CIFAR} --model=mobilenet_v2 \\",
+        "    --variants=fp32,int8,int8_ptq,int8_ai_edge --work_dir=runs/deployment_ptq_mobilenet_v2 \\",
+        "    --output=examples/benchmarks/results/deployment_ptq_mobilenet_v2.json",
+    ],
     "training_cost": [
         "python -m examples.benchmarks.training_cost_benchmark",
         "python -m examples.benchmarks.training_cost_benchmark --model=mobilenet_v2",
@@ -313,14 +318,21 @@ PTQ_ROWS = {
 }
 
 
-def deployment_ptq_section():
-    r = _load("deployment_ptq")
+# The QAT-against-PTQ runs: results name, architecture as the heading says it.
+PTQ_RUNS = {
+    "deployment_ptq": "ResNet-20",
+    "deployment_ptq_mobilenet_v2": "the MobileNetV2-style net (depthwise separable)",
+}
+
+
+def deployment_ptq_section(name):
+    r = _load(name)
     out = [
-        "### QAT against post-training quantization: ResNet-20 on CIFAR-10\n",
-        _command("deployment_ptq"),
+        f"### QAT against post-training quantization: {PTQ_RUNS[name]} on CIFAR-10\n",
+        _command(name),
     ]
     if r is None:
-        return "\n".join(out + [_missing("deployment_ptq")])
+        return "\n".join(out + [_missing(name)])
     f = r["flags"]
     images = r["calibration_images"]
     recipe = r["baseline"].get("recipe") or {}
@@ -798,7 +810,7 @@ def render():
             "epoch counts to a CPU (see Limitations).",
         ),
         deployment_section(),
-        deployment_ptq_section(),
+        *(deployment_ptq_section(name) for name in PTQ_RUNS),
         training_cost_section(),
         search_section(),
         scale_section(),
