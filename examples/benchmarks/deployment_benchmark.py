@@ -30,9 +30,10 @@ Every fine-tune is distilled from the fp32 baseline by default
 (`keras.distillation.Distiller`; --nodistill trains on the labels only).
 
 For each: test accuracy of the TFLite file on the test images (10,000 by
-default), its top-1 agreement with the fp32 Keras model there, file size, latency at batch 1 on one thread (LiteRT, its default
-XNNPACK delegate; median of interleaved rounds, so every model sees the same
-machine load) and multiply-accumulates counted from the layer shapes.
+default), its top-1 agreement with the fp32 Keras model there, file size,
+latency at batch 1 on one thread (LiteRT, its default XNNPACK delegate; median
+of interleaved rounds, so every model sees the same machine load) and
+multiply-accumulates counted from the layer shapes.
 Speed-ups are compared with the ideal the MAC count predicts.
 
     python -m examples.benchmarks.deployment_benchmark \
@@ -341,7 +342,11 @@ def main(argv):
     inputs["int8"] = {"fp32": inputs["fp32"], **qat}
     inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}
     calibration = train[0][: FLAGS.calibration_images]
-    inputs["int8_ptq"] = {"fp32": inputs["fp32"], "calibration_images": len(calibration)}
+    inputs["int8_ptq"] = {
+        "fp32": inputs["fp32"],
+        "calibration_images": len(calibration),
+        "train_images": len(train[0]),  # which images the first ones are
+    }
     inputs["int8_ai_edge"] = {**inputs["int8_ptq"], "ai_edge_quantizer": ai_edge_version}
 
     if not stages.done("fp32", inputs["fp32"], file["fp32"]):
