@@ -297,9 +297,13 @@ def main(argv):
     pruned_path = os.path.join(FLAGS.work_dir, "pruned.keras")
 
     baseline_trained_here = not os.path.exists(baseline_path)
+
+    def build():
+        return models.MODELS[FLAGS.model](input_shape=train[0].shape[1:], classes=10)
+
     baseline = training.load_or_train(
         baseline_path,
-        lambda: models.MODELS[FLAGS.model](input_shape=train[0].shape[1:], classes=10),
+        build,
         train,
         test,
         epochs=FLAGS.baseline_epochs,
@@ -311,6 +315,14 @@ def main(argv):
         seed=FLAGS.seed,
         verbose=FLAGS.verbose,
     )
+    expected = build().name
+    if baseline.name != expected:
+        raise app.UsageError(
+            f"The cached baseline {baseline_path} is a {baseline.name}, but --model="
+            f"{FLAGS.model} builds a {expected}. Received: --model={FLAGS.model}, "
+            f"--work_dir={FLAGS.work_dir}. Pass another --work_dir (or --baseline) for this "
+            "architecture."
+        )
     shared = {"batch_size": FLAGS.batch_size, "seed": FLAGS.seed, "train_images": len(train[0])}
     if FLAGS.distill:
         shared["distillation"] = {
@@ -335,9 +347,12 @@ def main(argv):
         "ignored_scopes": list(FLAGS.ignored_scopes),
         **shared,
     }
-    qat = {"qat_epochs": FLAGS.qat_epochs, "qat_learning_rate": FLAGS.qat_learning_rate, **shared}
-    if FLAGS.calibration_images != 512:  # 512 before the flag existed: older caches stay valid
-        qat["calibration_images"] = FLAGS.calibration_images
+    qat = {
+        "qat_epochs": FLAGS.qat_epochs,
+        "qat_learning_rate": FLAGS.qat_learning_rate,
+        "calibration_images": FLAGS.calibration_images,
+        **shared,
+    }
 
     inputs["int8"] = {"fp32": inputs["fp32"], **qat}
     inputs["pruned_int8"] = {"pruned": inputs["pruned"], **qat}

@@ -168,6 +168,14 @@ def test_the_post_training_rows_alone_train_no_pruned_or_qat_model(tmp_path, cif
     assert "targets_met" not in results and "qat_vs_ptq" not in results
     assert not (work / "pruned.keras").exists()
 
+    # The cached baseline is a ResNet-20: another architecture in the same work_dir
+    # is refused, rather than measured on the wrong model.
+    result = run_script(
+        "examples.benchmarks.deployment_benchmark", *flags, *TINY, "--model=mobilenet_v2"
+    )
+    assert result.returncode != 0
+    assert "is a resnet20, but --model=mobilenet_v2 builds a mobilenet_v2_small" in result.stderr
+
 
 def _conv_widths(path):
     model = keras.models.load_model(path)
